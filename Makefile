@@ -1,0 +1,39 @@
+# cnnkit: two commands for a newcomer, `make demo` and `make test`.
+# Both create .venv if missing and install everything first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.cnnkit-installed
+# The CPU build of torch. On the project's machines pip finds this wheel on local disk;
+# a plain `torch` would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[face,dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/cnnkit demo --out demo-output
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy src
+
+test: lint
+	$(VENV)/bin/python -m pytest -q
+
+bench: setup
+	OMP_NUM_THREADS=1 $(PY) bench/conv.py
+	OMP_NUM_THREADS=1 $(PY) bench/train.py
+	OMP_NUM_THREADS=1 $(PY) bench/style.py
+	OMP_NUM_THREADS=1 $(PY) bench/face.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,32 @@
+"""``cnnkit demo``: an HTML report of every capability, on images that installed packages ship."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="build an HTML report of every capability on shipped images",
+        description=(
+            "Build demo-output/index.html (plus PNGs) showing each capability of cnnkit on images "
+            "that installed packages ship (scikit-image, matplotlib, scikit-learn). Runs offline."
+        ),
+    )
+    p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
+    p.add_argument(
+        "--sections",
+        default=None,
+        help="comma-separated subset of sections to build (default: all)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnkit.demo.report import build_report
+
+    sections = args.sections.split(",") if args.sections else None
+    index = build_report(args.out, sections=sections)
+    print(index)
+    return 0

@@ -1,0 +1,91 @@
+"""Entry point of the ``cnnkit`` command.
+
+Each command group lives in its own module with a ``register(subparsers)`` function that adds its
+parser and sets ``func`` to a callable taking the parsed arguments and returning an exit code.
+Heavy libraries (torch, dlib) are imported inside those callables, so ``cnnkit --help`` is fast.
+
+Errors from the library (:class:`cnnkit.errors.CnnkitError`) print as ``error: <message>`` and
+exit with their code (2 unless stated); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from cnnkit import __version__
+from cnnkit.errors import CnnkitError
+from cnnkit.progress import set_quiet
+
+#: Command modules, in the order ``cnnkit --help`` lists them.
+COMMAND_MODULES = (
+    "cnnkit.cli.demo",
+    "cnnkit.cli.edges",
+    "cnnkit.cli.models",
+    "cnnkit.cli.train",
+    "cnnkit.cli.face",
+    "cnnkit.cli.style",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnkit",
+        description=(
+            "Convolutional neural networks from the convolution up: edge detection, classic "
+            "networks (LeNet-5, AlexNet, VGG, ResNet), face verification and recognition, and "
+            "neural style transfer. Run `cnnkit COMMAND --help` for each command."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Examples:\n"
+        "  cnnkit demo --out demo-output        # report of every capability on shipped images\n"
+        "  cnnkit edges photo.jpg -o edges.png  # Sobel edge magnitude\n"
+        "  cnnkit summary vgg16                 # the layer table of VGG-16\n"
+        "  cnnkit train lenet5 --dataset digits # train LeNet-5 on scikit-learn's digits\n"
+        "  cnnkit face enroll Ada ada.jpg       # one-shot enrollment\n"
+        "  cnnkit style content.jpg style.jpg -o out.png",
+    )
+    parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notices")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None or not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    set_quiet(args.quiet)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except CnnkitError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `cnnkit ... | head`: stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

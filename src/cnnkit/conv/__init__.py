@@ -1,0 +1,1 @@
+"""cnnkit.conv (being built)."""

@@ -1,0 +1,1 @@
+"""The ``cnnkit demo`` report: one module per capability section, assembled by ``report``."""

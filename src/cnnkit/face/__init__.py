@@ -1,0 +1,1 @@
+"""cnnkit.face (being built)."""

@@ -1,0 +1,1 @@
+"""cnnkit.style (being built)."""

@@ -1,0 +1,1 @@
+"""cnnkit.train (being built)."""
