@@ -18,7 +18,7 @@ from cnnkit.io.atomic import atomic_write
 log = logging.getLogger(__name__)
 
 #: Section modules, in page order.
-SECTIONS = ("edges", "models", "face", "style")
+SECTIONS = ("edges", "models", "train", "face", "style")
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cnnkit demo</title>
