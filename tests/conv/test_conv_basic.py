@@ -1,0 +1,56 @@
+"""conv2d against torch on fixed shapes, and the course's 6x6 vertical-edge example."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cnnkit.conv import conv2d, conv2d_backward, convolve2d
+
+CASES = [
+    # n, c, h, w, o, fh, fw, stride, padding
+    (2, 3, 7, 9, 4, 3, 3, 1, 1),
+    (2, 5, 11, 8, 3, 2, 4, 2, (1, 2)),
+    (2, 70, 9, 10, 5, 3, 3, 3, 1),
+    (1, 2, 5, 5, 3, 4, 2, 1, "same"),
+    (3, 40, 12, 13, 7, 5, 3, 2, 2),
+    (2, 4, 10, 10, 3, 1, 1, 2, "valid"),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_conv2d_matches_torch(case, dtype, rng):
+    n, c, h, w, o, fh, fw, s, p = case
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((o, c, fh, fw)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, wt, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p)
+    y = conv2d(x, wt, b, stride=s, padding=p)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=tol, atol=tol)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    ty.backward(torch.tensor(g))
+    dx, dw, db = conv2d_backward(g, x, wt, s, p)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(db, tb.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_course_vertical_edge_example():
+    x = np.zeros((1, 1, 6, 6))
+    x[..., :3] = 10.0
+    k = np.array([[1.0, 0.0, -1.0]] * 3)[None, None]
+    y = conv2d(x, k)[0, 0]
+    assert y.shape == (4, 4)
+    np.testing.assert_array_equal(y, np.tile([0.0, 30.0, 30.0, 0.0], (4, 1)))
+
+
+def test_convolve2d_flips_kernel(rng):
+    x = rng.standard_normal((1, 2, 6, 7))
+    k = rng.standard_normal((3, 2, 3, 2))
+    np.testing.assert_allclose(convolve2d(x, k), conv2d(x, k[:, :, ::-1, ::-1]))
+    assert not np.allclose(convolve2d(x, k), conv2d(x, k))
