@@ -1,0 +1,98 @@
+"""Face detection and landmarks with dlib: the HOG frontal face detector and 5-point predictor.
+
+Boxes are ``(top, right, bottom, left)`` in pixels, as in face_recognition, clipped to the image.
+Landmarks are a (5, 2) array of (x, y): the outer and inner corner of the subject's left eye
+(image right), the outer and inner corner of the right eye, and the base of the nose.
+
+The dlib models load lazily, once per process, on first use.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnkit.errors import ShapeError
+from cnnkit.face.models_files import model_file, require_dlib
+
+Box = tuple[int, int, int, int]  # (top, right, bottom, left)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB (EXIF-rotated; CMYK, 16-bit, palette converted).
+
+    Raises:
+        ImageReadError: missing, corrupt or non-image file.
+    """
+    from cnnkit.io import load_image_pil
+
+    return np.asarray(load_image_pil(path), dtype=np.uint8)
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """Validate an (H, W, 3) uint8 RGB image (or (H, W) gray, made RGB); C-contiguous."""
+    image = np.asarray(image)
+    if image.ndim == 2 and image.dtype == np.uint8:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ShapeError(
+            f"expected an (H, W, 3) uint8 RGB image, got shape {image.shape} {image.dtype}",
+            hint="use cnnkit.face.load_image(path)",
+        )
+    return np.ascontiguousarray(image)
+
+
+@lru_cache(maxsize=1)
+def _hog_detector() -> Any:
+    return require_dlib().get_frontal_face_detector()
+
+
+@lru_cache(maxsize=1)
+def _shape_predictor() -> Any:
+    return require_dlib().shape_predictor(str(model_file("shape_predictor_5")))
+
+
+def detect(image: np.ndarray, upsample: int = 1) -> list[Box]:
+    """Faces found by dlib's HOG detector, as (top, right, bottom, left) boxes.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        upsample: how many times to double the image first; 1 finds faces down to about
+            40x40 px (0: 80x80), at 4x the time per step.
+
+    Returns:
+        Boxes clipped to the image, in the detector's order (most confident first).
+    """
+    image = check_image(image)
+    if upsample < 0:
+        raise ValueError(f"upsample must be >= 0, got {upsample}")
+    h, w = image.shape[:2]
+    rects = _hog_detector()(image, int(upsample))
+    return [
+        (max(r.top(), 0), min(r.right(), w), min(r.bottom(), h), max(r.left(), 0)) for r in rects
+    ]
+
+
+def detect_scored(image: np.ndarray, upsample: int = 1) -> list[tuple[Box, float]]:
+    """Like :func:`detect`, with each box's detector score (higher is surer)."""
+    image = check_image(image)
+    h, w = image.shape[:2]
+    rects, scores, _ = _hog_detector().run(image, int(upsample), 0.0)
+    return [
+        ((max(r.top(), 0), min(r.right(), w), min(r.bottom(), h), max(r.left(), 0)), float(s))
+        for r, s in zip(rects, scores, strict=True)
+    ]
+
+
+def landmarks(image: np.ndarray, box: Box) -> np.ndarray:
+    """The 5 landmarks of the face in ``box`` (top, right, bottom, left): (5, 2) float (x, y)."""
+    image = check_image(image)
+    if len(box) != 4:
+        raise ShapeError(f"expected a (top, right, bottom, left) box, got {box!r}")
+    dlib = require_dlib()
+    top, right, bottom, left = (int(v) for v in box)
+    shape = _shape_predictor()(image, dlib.rectangle(left, top, right, bottom))
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)

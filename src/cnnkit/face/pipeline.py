@@ -1,0 +1,84 @@
+"""The face pipeline end to end: detect -> landmarks -> align -> embed, and distances.
+
+Example:
+    >>> from cnnkit import face
+    >>> img = face.load_image("photo.jpg")
+    >>> found = face.faces(img)                  # list of Face(box, landmarks, chip, embedding)
+    >>> face.distance(found[0].embedding, known) # < 0.6: probably the same person
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cnnkit.face.align import align
+from cnnkit.face.detect import Box, check_image, detect, landmarks
+from cnnkit.face.encoder import FaceEncoder
+
+_default: FaceEncoder | None = None
+_default_lock = threading.Lock()
+
+
+def default_encoder() -> FaceEncoder:
+    """dlib's encoder on the CPU, loaded on first call and kept for the process."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = FaceEncoder.load()
+        return _default
+
+
+def load_encoder(
+    model_path: str | Path | None = None, device: str = "cpu", precision: str = "fp32"
+) -> FaceEncoder:
+    """The default encoder when ``model_path`` is None (and device/precision are defaults),
+    else a newly loaded one; what ``--model PATH`` should call."""
+    if model_path is None and device == "cpu" and precision == "fp32":
+        return default_encoder()
+    return FaceEncoder.load(model_path, device=device, precision=precision)
+
+
+def embed(chips: np.ndarray, encoder: FaceEncoder | None = None) -> np.ndarray:
+    """Descriptors of aligned chips: (N, 150, 150, 3) or (150, 150, 3) uint8 -> (N, 128) float32."""
+    return (encoder or default_encoder()).embed(chips)
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
+    """Euclidean distance between descriptors; 0.6 is dlib's threshold (lower = stricter).
+
+    (128,) vs (128,) -> float; (N, 128) vs (128,) -> (N,); (N, 128) vs (M, 128) -> (N, M).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim == 1 and b.ndim == 1:
+        return float(np.linalg.norm(a - b))
+    if a.ndim == 1 or b.ndim == 1:
+        return np.linalg.norm(np.atleast_2d(a) - np.atleast_2d(b), axis=-1)
+    d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * a @ b.T  # (N, M)
+    return np.sqrt(np.maximum(d2, 0.0))
+
+
+@dataclass
+class Face:
+    """One face found in an image."""
+
+    box: Box  # (top, right, bottom, left) pixels
+    landmarks: np.ndarray  # (5, 2) float (x, y)
+    chip: np.ndarray  # (150, 150, 3) uint8 aligned chip
+    embedding: np.ndarray  # (128,) float32 descriptor
+
+
+def faces(image: np.ndarray, upsample: int = 1, encoder: FaceEncoder | None = None) -> list[Face]:
+    """Every face in an (H, W, 3) uint8 RGB image: detected, aligned and embedded in one batch."""
+    image = check_image(image)
+    boxes = detect(image, upsample)
+    if not boxes:
+        return []
+    marks = [landmarks(image, b) for b in boxes]
+    chips = np.stack([align(image, m) for m in marks])
+    emb = embed(chips, encoder)
+    return [Face(b, m, c, e) for b, m, c, e in zip(boxes, marks, chips, emb, strict=True)]
