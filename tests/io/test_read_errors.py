@@ -101,3 +101,18 @@ def test_pixel_guard_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, li
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
     (tmp_path / "ok.png").write_bytes(_png_bytes(tmp_path))
     _check(tmp_path / "ok.png", "too large")
+
+
+def test_damaged_exif_loads_quietly(
+    tmp_path: Path, recwarn: pytest.WarningsRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A JPEG whose EXIF block is cut short: the pixels are fine, Pillow warns ("Corrupt EXIF
+    # data"). The image loads, and the warnings go to the debug log, not to the user's terminal.
+    img = Image.fromarray(np.zeros((8, 6, 3), np.uint8))
+    exif = img.getexif()
+    exif[0x010F] = "a camera maker " * 4
+    img.save(tmp_path / "exif.jpg", exif=exif.tobytes()[:30])
+    caplog.set_level("DEBUG", logger="cnnkit.io.image")
+    assert load_image(tmp_path / "exif.jpg").shape == (8, 6, 3)
+    assert [str(w.message) for w in recwarn] == []
+    assert "EXIF" in caplog.text

@@ -9,6 +9,7 @@ clear error instead of exhausting memory.
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +19,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnkit.errors import ImageReadError
 from cnnkit.io.atomic import atomic_write
+
+log = logging.getLogger(__name__)
 
 #: Largest image, in pixels, that is decoded (Pillow's own default guard is ~89 Mpx; we keep it).
 MAX_IMAGE_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
@@ -60,12 +63,19 @@ def load_image_pil(path: str | Path) -> Image.Image:
     if path.is_dir():
         raise ImageReadError("is a folder, not an image", path=path, hint="give an image file")
     try:
-        with warnings.catch_warnings():
+        # Pillow's other warnings (e.g. "Corrupt EXIF data" on an image that decodes fine) go to
+        # the debug log instead of printing multi-line warnings around the CLI's output.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                opened.load()
-                upright: Image.Image = ImageOps.exif_transpose(opened) or opened
-                return _to_rgb(upright)
+            try:
+                with Image.open(path) as opened:
+                    opened.load()
+                    upright: Image.Image = ImageOps.exif_transpose(opened) or opened
+                    return _to_rgb(upright)
+            finally:
+                for w in caught:
+                    log.debug("%s: %s", path, w.message)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(
             f"image too large ({exc})".replace("\n", " "),
