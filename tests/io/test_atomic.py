@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +79,22 @@ def test_text_mode(tmp_path: Path) -> None:
     with atomic_write(tmp_path / "t.html", "w") as f:
         f.write("<p>é</p>")
     assert (tmp_path / "t.html").read_text() == "<p>é</p>"
+
+
+def test_new_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    # Like open(path, "w"): 0o666 minus the umask, not the private 0o600 of a temp file.
+    umask = os.umask(0o022)
+    try:
+        out = save_image(tmp_path / "shared.png", np.zeros((2, 2)))
+        assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    finally:
+        os.umask(umask)
+
+
+def test_replaced_files_keep_their_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "private.bin"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640

@@ -7,10 +7,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+
+def _new_file_mode(path: Path) -> int:
+    """Permissions for the result: those of the file being replaced, else 0o666 minus umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 @contextlib.contextmanager
@@ -26,6 +37,8 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file private (0o600); give it the permissions a plain open() would.
+        os.chmod(tmp, _new_file_mode(path))
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
