@@ -37,9 +37,9 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # mkstemp creates the file private (0o600); give it the permissions a plain open() would.
-        os.chmod(tmp, _new_file_mode(path))
         with os.fdopen(fd, mode) as f:
+            # mkstemp makes the file private (0o600); give it the mode a plain open() would.
+            os.chmod(tmp, _new_file_mode(path))
             yield f
             f.flush()
             os.fsync(f.fileno())
