@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from cnnkit.demo import edges as section
 
 
-def test_edges_section_builds(tmp_path: Path) -> None:
+def test_edges_section_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(section, "_PHOTOS", ("astronaut",))  # one photo keeps the test short
     fragment = section.build(tmp_path)
-    for name in ("camera", "astronaut"):
+    for name in ("astronaut",):
         for kernel in ("vertical", "horizontal", "sobel", "scharr"):
             file = f"edges-{name}-{kernel}.png"
             assert f'src="{file}"' in fragment

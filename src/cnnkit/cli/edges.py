@@ -36,9 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "edges",
         help="detect edges in an image (Sobel, Scharr, the course's vertical detector, ...)",
         description=(
-            "Convolve an image (converted to grayscale, ITU-R 601 luma) with an edge kernel "
-            "using cnnkit's NumPy convolution and write the edge map as a PNG. The output has "
-            "the size of the input ('same' padding, border pixels repeated)."
+            "Convolve an image (converted to grayscale, ITU-R 601 luma) with an edge kernel\n"
+            "using cnnkit's NumPy convolution (cnnkit.conv.conv2d) and write the edge map as a\n"
+            "PNG. The output has the size of the input ('same' padding, border pixels repeated)."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--kernel",
         choices=KERNELS,
         default="sobel",
-        help="edge kernel (default: sobel)",
+        metavar="KERNEL",
+        help=f"edge kernel: {', '.join(KERNELS)} (default: sobel)",
     )
     p.add_argument(
         "-t",
