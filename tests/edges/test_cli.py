@@ -94,3 +94,10 @@ def test_help_teaches_the_options(capsys: pytest.CaptureFixture) -> None:
     text = capsys.readouterr().out
     for word in ("--kernel", "--threshold", "scharr", "default: sobel", "Examples"):
         assert word in text
+
+
+def test_output_format_follows_the_suffix(photo: Path, tmp_path: Path) -> None:
+    assert main(["-q", "edges", str(photo), "-o", str(tmp_path / "e.jpg")]) == 0
+    assert _read(tmp_path / "e.jpg").format == "JPEG"
+    assert main(["-q", "edges", str(photo), "-o", str(tmp_path / "e")]) == 0
+    assert _read(tmp_path / "e").format == "PNG"

@@ -49,8 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--output",
         metavar="OUT.png",
         default=None,
-        help="output PNG, or an existing folder to write into "
-        "(default: IMAGE-edges-KERNEL.png in the current folder, IMAGE being the file's stem)",
+        help="output file, PNG unless its suffix names another format (.jpg, .tif, ...), or an "
+        "existing folder to write into (default: IMAGE-edges-KERNEL.png in the current folder, "
+        "IMAGE being the file's stem)",
     )
     p.add_argument(
         "-k",
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     response = detect(image, args.kernel, threshold=args.threshold)
     picture = to_display(response, signed=is_signed(args.kernel))
     try:
-        save_image(out, picture, format="PNG")
+        save_image(out, picture)  # PNG unless the suffix names another format
     except OSError as exc:
         raise CnnkitError(
             f"cannot write the output ({exc.strerror or exc})",
