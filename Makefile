@@ -31,6 +31,7 @@ test: lint
 
 bench: setup
 	OMP_NUM_THREADS=1 $(PY) bench/conv.py
+	OMP_NUM_THREADS=1 $(PY) bench/edges.py
 	OMP_NUM_THREADS=1 $(PY) bench/train.py
 	OMP_NUM_THREADS=1 $(PY) bench/style.py
 	OMP_NUM_THREADS=1 $(PY) bench/face.py
