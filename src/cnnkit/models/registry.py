@@ -7,7 +7,7 @@ input size it expects). The registry is the one module-level global of ``cnnkit.
 Example:
     >>> from cnnkit.models import create_model, list_models
     >>> list_models("resnet1*")
-    ['resnet101', 'resnet152', 'resnet18']
+    ['resnet18', 'resnet101', 'resnet110', 'resnet152']
     >>> model = create_model("resnet18", num_classes=5)
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
@@ -102,7 +103,12 @@ def _load_builders() -> None:
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching the shell-style ``pattern`` (fnmatch), sorted."""
     _load_builders()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+    return sorted((n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern)), key=_natural_key)
+
+
+def _natural_key(name: str) -> list[Any]:
+    """Sort ``resnet8`` before ``resnet18`` before ``resnet101``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def model_info(name: str) -> ModelInfo:
