@@ -1,0 +1,142 @@
+"""Benchmark cnnkit.conv against torch at one thread (not a test).
+
+For each shape (batch 8) it times, median of repeats:
+  forward:  torch.nn.functional.conv2d          vs cnnkit.conv.conv2d_forward
+  backward: torch autograd (grad x, W and b)    vs cnnkit.conv.conv2d_backward (from the cache)
+and prints GFLOP/s next to numpy's float32 matmul GFLOP/s (the machine's practical limit).
+
+Last line: ``RESULT fwd_ratio_max=<x> bwd_ratio_max=<y> gflops_fraction=<z>`` where the ratios
+are cnnkit time / torch time (worst shape) and gflops_fraction is the mean over shapes of
+cnnkit's forward GFLOP/s divided by numpy's matmul GFLOP/s.
+
+Usage: python bench/conv.py [--repeats 7] [--shapes 0,1,2,3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from cnnkit.conv import conv2d_backward, conv2d_forward
+from cnnkit.conv.functional import conv_flops
+
+# (C_in, H, W, C_out, f, stride, padding), batch 8, as in the issue.
+SHAPES = [
+    (3, 224, 224, 64, 3, 1, 1),
+    (64, 56, 56, 64, 3, 1, 1),
+    (256, 14, 14, 256, 3, 1, 1),
+    (64, 56, 56, 128, 3, 2, 1),
+]
+BATCH = 8
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of fn() over repeats, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_gflops(repeats: int) -> float:
+    """numpy float32 matmul GFLOP/s on 1024x1024 matrices."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((1024, 1024), dtype=np.float32)
+    b = rng.standard_normal((1024, 1024), dtype=np.float32)
+    t = median_time(lambda: a @ b, repeats)
+    return 2 * 1024**3 / t / 1e9
+
+
+def bench_shape(shape, repeats: int, rng: np.random.Generator) -> dict[str, float]:
+    c, h, w, o, f, s, p = shape
+    x = rng.standard_normal((BATCH, c, h, w), dtype=np.float32)
+    wt = rng.standard_normal((o, c, f, f), dtype=np.float32) * 0.1
+    b = rng.standard_normal(o, dtype=np.float32)
+    tx, tw, tb = (torch.from_numpy(a) for a in (x, wt, b))
+
+    def torch_fwd():
+        return torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p)
+
+    t_fwd_torch = median_time(torch_fwd, repeats)
+    t_fwd_np = median_time(lambda: conv2d_forward(x, wt, b, s, p), repeats)
+    out, cache = conv2d_forward(x, wt, b, s, p)
+    g = rng.standard_normal(out.shape, dtype=np.float32)
+    tg = torch.from_numpy(g)
+
+    gx, gw, gb = (a.clone().requires_grad_(True) for a in (tx, tw, tb))
+    times = []
+    for i in range(repeats + 1):  # a fresh graph each time; only backward() is timed
+        y = torch.nn.functional.conv2d(gx, gw, gb, stride=s, padding=p)
+        gx.grad = gw.grad = gb.grad = None
+        t0 = time.perf_counter()
+        y.backward(tg)
+        if i:
+            times.append(time.perf_counter() - t0)
+    t_bwd_torch = statistics.median(times)
+    t_bwd_np = median_time(lambda: conv2d_backward(g, cache), repeats)
+
+    flops = conv_flops(x.shape, wt.shape, out.shape)
+    return {
+        "fwd_torch": t_fwd_torch,
+        "fwd_np": t_fwd_np,
+        "bwd_torch": t_bwd_torch,
+        "bwd_np": t_bwd_np,
+        "gf_fwd_torch": flops / t_fwd_torch / 1e9,
+        "gf_fwd_np": flops / t_fwd_np / 1e9,
+        "gf_bwd_torch": 2 * flops / t_bwd_torch / 1e9,
+        "gf_bwd_np": 2 * flops / t_bwd_np / 1e9,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=7, help="timed repeats per case (default 7)")
+    ap.add_argument("--shapes", default="0,1,2,3", help="indices into SHAPES (default all)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    with threadpool_limits(1):
+        blas = ", ".join(f"{i['internal_api']} {i.get('version')}" for i in threadpool_info())
+        openblas_env = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}
+        print(f"1 thread; torch {torch.__version__}; numpy {np.__version__} ({blas})")
+        print(f"OPENBLAS env: {openblas_env or 'none'}")
+        peak = matmul_gflops(args.repeats)
+        print(f"numpy float32 matmul 1024^3: {peak:.1f} GFLOP/s")
+        head = (
+            f"{'shape (batch 8)':32s} {'fwd ms np/torch':>17s} {'ratio':>6s} "
+            f"{'bwd ms np/torch':>17s} {'ratio':>6s}  GFLOP/s fwd np/torch, bwd np/torch"
+        )
+        print(head)
+        fr, br, fractions = [], [], []
+        for i in (int(t) for t in args.shapes.split(",")):
+            c, h, w, o, f, s, p = SHAPES[i]
+            r = bench_shape(SHAPES[i], args.repeats, rng)
+            fr.append(r["fwd_np"] / r["fwd_torch"])
+            br.append(r["bwd_np"] / r["bwd_torch"])
+            fractions.append(r["gf_fwd_np"] / peak)
+            name = f"{c}x{h}x{w}->{o} ({f}x{f}, s{s}, p{p})"
+            print(
+                f"{name:32s} {r['fwd_np'] * 1e3:7.1f}/{r['fwd_torch'] * 1e3:7.1f} {fr[-1]:6.2f} "
+                f"{r['bwd_np'] * 1e3:7.1f}/{r['bwd_torch'] * 1e3:7.1f} {br[-1]:6.2f}  "
+                f"{r['gf_fwd_np']:5.1f}/{r['gf_fwd_torch']:5.1f}, "
+                f"{r['gf_bwd_np']:5.1f}/{r['gf_bwd_torch']:5.1f}",
+                flush=True,
+            )
+    print(
+        f"RESULT fwd_ratio_max={max(fr):.2f} bwd_ratio_max={max(br):.2f} "
+        f"gflops_fraction={statistics.mean(fractions):.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

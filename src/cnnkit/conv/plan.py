@@ -1,0 +1,200 @@
+"""Geometry and memory layout shared by the conv2d forward and backward passes.
+
+The engine never loops over pixels. It rewrites the padded input x_pad (m, n_C_prev, H_p, W_p)
+as ``s_h * s_w`` stride phases, phase (a, b) holding x_pad[a + y*s_h, b + x*s_w] at (y, x), each
+H_q x W_q, flattened row by row and stored channel-major:
+
+    Z: (G, P, n_C_prev, M_g)      P = s_h * s_w phases, M_g = H_q * W_q (one image per group)
+                                  or m * H_q * W_q (the whole batch in one group: "merged")
+
+In this layout the window of output (h, w) at kernel offset (u, v) starts at column
+``(h + u // s_h) * W_q + (w + v // s_w)`` of phase ``(u % s_h, v % s_w)``: every offset is the
+same matrix shifted by ``shift(u, v) = (u // s_h) * W_q + v // s_w`` columns. So the output in the
+"wide" layout Y (G, n_C, M_g) is ``sum_{u,v} W_uv @ Z[g, phase, :, shift : shift + L]``, with
+``L = M_g - max shift``; columns whose (h, w) lies outside (n_H, n_W) are computed and dropped.
+For stride 1 and no padding Z is x itself (no copy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnnkit.conv.shapes import IntPair, Pad4, Padding, out_hw, pair, resolve_padding
+from cnnkit.errors import ShapeError
+
+# Images with fewer wide-layout cells than this are merged into one GEMM group (fewer, larger
+# GEMMs); larger images get one group each, which needs no transpose of batch and channels.
+MERGE_BELOW = 1024
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """Shapes of one convolution (or pooling) and of its wide layout."""
+
+    n: int  # m, the batch size
+    c_in: int  # n_C_prev
+    h: int  # n_H_prev
+    w: int  # n_W_prev
+    c_out: int  # n_C
+    kernel: tuple[int, int]  # (f_h, f_w)
+    stride: tuple[int, int]  # (s_h, s_w)
+    pad4: Pad4  # (top, bottom, left, right)
+    out_h: int  # n_H
+    out_w: int  # n_W
+    hq: int  # rows of one phase image
+    wq: int  # columns of one phase image
+    merged: bool  # whole batch in one group
+
+    @property
+    def groups(self) -> int:
+        return 1 if self.merged else self.n
+
+    @property
+    def phases(self) -> int:
+        return self.stride[0] * self.stride[1]
+
+    @property
+    def mg(self) -> int:
+        """Columns M_g of one group in the wide layout."""
+        return (self.n if self.merged else 1) * self.hq * self.wq
+
+    @property
+    def length(self) -> int:
+        """Columns L of the wide output that are computed: M_g minus the largest shift."""
+        (fh, fw), (sh, sw) = self.kernel, self.stride
+        return self.mg - ((fh - 1) // sh) * self.wq - (fw - 1) // sw
+
+    @property
+    def offsets(self) -> list[tuple[int, int]]:
+        """(phase, shift) for each kernel offset (u, v), row-major over (u, v)."""
+        (fh, fw), (sh, sw) = self.kernel, self.stride
+        return [
+            ((u % sh) * sw + v % sw, (u // sh) * self.wq + v // sw)
+            for u in range(fh)
+            for v in range(fw)
+        ]
+
+    def phase_slices(self) -> Iterator[tuple[int, tuple[slice, slice], tuple[slice, slice]]]:
+        """(phase, (rows, cols) in the phase image, (rows, cols) in x) for each non-empty phase."""
+        (sh, sw), (top, _, left, _) = self.stride, self.pad4
+        for a in range(sh):
+            rows = _phase_axis(a, sh, top, self.h, self.hq)
+            for b in range(sw):
+                cols = _phase_axis(b, sw, left, self.w, self.wq)
+                if rows is not None and cols is not None:
+                    yield a * sw + b, (rows[0], cols[0]), (rows[1], cols[1])
+
+
+def _phase_axis(a: int, s: int, before: int, n: int, nq: int) -> tuple[slice, slice] | None:
+    """Slices (in the phase image, in x) of phase a along one axis, or None if it is empty.
+
+    Phase index y holds x index ``a + y*s - before``; it must lie in [0, n) and y in [0, nq).
+    """
+    y0 = max(0, -((a - before) // s))  # ceil((before - a) / s)
+    last = n - 1 - a + before
+    y1 = min(nq, last // s + 1) if last >= 0 else 0
+    if y1 <= y0:
+        return None
+    src0 = a + y0 * s - before
+    return slice(y0, y1), slice(src0, src0 + (y1 - y0 - 1) * s + 1, s)
+
+
+def make_plan(
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    stride: IntPair,
+    padding: Padding,
+    merge: bool | None = None,
+) -> ConvPlan:
+    """Check the shapes of x (m, n_C_prev, H, W) and W (n_C, n_C_prev, f_h, f_w); plan the layout.
+
+    Raises:
+        ShapeError: channel mismatch, empty kernel, bad stride/padding, or a filter that does
+            not fit the padded input.
+    """
+    n, c_in, h, w = x_shape
+    c_out, c_in_w, fh, fw = w_shape
+    if c_in != c_in_w:
+        raise ShapeError(
+            f"input has {c_in} channels but the weight expects {c_in_w} "
+            f"(weight shape {tuple(w_shape)})",
+            hint="weight must be (n_C, n_C_prev, f_h, f_w) with n_C_prev = x.shape[1]",
+        )
+    if fh < 1 or fw < 1:
+        raise ShapeError(f"kernel must be at least 1x1, got {fh}x{fw}")
+    st = pair(stride, "stride")
+    if st[0] < 1 or st[1] < 1:
+        raise ShapeError(f"stride must be >= 1, got {stride!r}")
+    p4 = resolve_padding(padding, (fh, fw), st)
+    oh, ow = out_hw(h, w, (fh, fw), st, p4)
+    hq, wq = oh + (fh - 1) // st[0], ow + (fw - 1) // st[1]
+    if merge is None:
+        merge = n > 1 and hq * wq < MERGE_BELOW
+    return ConvPlan(n, c_in, h, w, c_out, (fh, fw), st, p4, oh, ow, hq, wq, merge)
+
+
+def to_phases(x: np.ndarray, plan: ConvPlan, fill: float = 0.0) -> np.ndarray:
+    """x (m, C, H, W) -> Z (G, P, C, M_g), padded with ``fill``; a view of x when possible."""
+    p = plan
+    if (
+        p.phases == 1
+        and not p.merged
+        and p.pad4 == (0, 0, 0, 0)
+        and (p.hq, p.wq) == (p.h, p.w)
+        and x.flags.c_contiguous
+    ):
+        return x.reshape(p.n, 1, p.c_in, p.h * p.w)
+    if p.merged:
+        z = np.full((p.phases, p.c_in, p.n, p.hq, p.wq), fill, dtype=x.dtype)
+        for ph, (dr, dc), (sr, sc) in p.phase_slices():
+            z[ph, :, :, dr, dc] = x[:, :, sr, sc].transpose(1, 0, 2, 3)
+    else:
+        z = np.full((p.n, p.phases, p.c_in, p.hq, p.wq), fill, dtype=x.dtype)
+        for ph, (dr, dc), (sr, sc) in p.phase_slices():
+            z[:, ph, :, dr, dc] = x[:, :, sr, sc]
+    return z.reshape(p.groups, p.phases, p.c_in, p.mg)
+
+
+def from_phases(dz: np.ndarray, plan: ConvPlan) -> np.ndarray:
+    """Gradient w.r.t. Z (G, P, C, M_g) -> gradient w.r.t. x (m, C, H, W); padding dropped."""
+    p = plan
+    dx = np.zeros((p.n, p.c_in, p.h, p.w), dtype=dz.dtype)
+    if p.merged:
+        d5 = dz.reshape(p.phases, p.c_in, p.n, p.hq, p.wq)
+        for ph, (dr, dc), (sr, sc) in p.phase_slices():
+            dx[:, :, sr, sc] = d5[ph, :, :, dr, dc].transpose(1, 0, 2, 3)
+    else:
+        d5 = dz.reshape(p.n, p.phases, p.c_in, p.hq, p.wq)
+        for ph, (dr, dc), (sr, sc) in p.phase_slices():
+            dx[:, :, sr, sc] = d5[:, ph, :, dr, dc]
+    return dx
+
+
+def wide_view(y: np.ndarray, plan: ConvPlan) -> np.ndarray:
+    """The (m, n_C, n_H, n_W) view of the valid cells of a wide array Y (G, n_C, M_g)."""
+    p = plan
+    if p.merged:
+        y4 = y.reshape(-1, p.n, p.hq, p.wq)[:, :, : p.out_h, : p.out_w]
+        return y4.transpose(1, 0, 2, 3)
+    return y.reshape(p.n, -1, p.hq, p.wq)[:, :, : p.out_h, : p.out_w]
+
+
+def wide_to_nchw(y: np.ndarray, plan: ConvPlan, bias: np.ndarray | None = None) -> np.ndarray:
+    """Wide Y (G, n_C, M_g) -> contiguous (m, n_C, n_H, n_W), adding bias (n_C,) on the way."""
+    v = wide_view(y, plan)
+    out = np.empty(v.shape, dtype=y.dtype)
+    if bias is None:
+        np.copyto(out, v)
+    else:
+        np.add(v, bias[None, :, None, None], out=out)
+    return out
+
+
+def nchw_to_wide(d: np.ndarray, plan: ConvPlan) -> np.ndarray:
+    """(m, n_C, n_H, n_W) -> wide (G, n_C, M_g), zero in the cells that are not outputs."""
+    y = np.zeros((plan.groups, d.shape[1], plan.mg), dtype=d.dtype)
+    wide_view(y, plan)[...] = d
+    return y
