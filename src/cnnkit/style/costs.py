@@ -6,6 +6,7 @@ Activations ``a`` are NCHW tensors ``(N, n_C, n_H, n_W)``: ``a[l](C)`` for the c
 - :func:`content_cost`     J_content(C, G) = 1 / (4 n_H n_W n_C) * sum (a[l](C) - a[l](G))^2
 - :func:`gram_matrix`      G[l]_kk' = sum_i sum_j a[l]_ijk a[l]_ijk'  (A A^T, A = a unrolled)
 - :func:`layer_style_cost` J_style[l](S, G) = 1 / (2 n_H n_W n_C)^2 * sum_kk' (G(S) - G(G))^2
+- :func:`gram_style_cost`  the same from a precomputed (or blended) style Gram matrix
 - :func:`style_cost`       J_style(S, G) = sum_l lambda[l] J_style[l](S, G)
 - :func:`total_variation`  TV(G) = sum (G_{i+1,j} - G_{i,j})^2 + (G_{i,j+1} - G_{i,j})^2, averaged
 - :func:`total_cost`       J(G) = alpha J_content + beta J_style (+ tv_weight TV(G))
@@ -25,6 +26,7 @@ from cnnkit.errors import ShapeError
 __all__ = [
     "content_cost",
     "gram_matrix",
+    "gram_style_cost",
     "layer_style_cost",
     "style_cost",
     "total_cost",
@@ -82,25 +84,18 @@ def gram_matrix(a: torch.Tensor) -> torch.Tensor:
     return torch.bmm(A, A.transpose(1, 2))  # (N, n_C, n_C)
 
 
-def layer_style_cost(
-    a_S: torch.Tensor, a_G: torch.Tensor, *, G_S: torch.Tensor | None = None
-) -> torch.Tensor:
+def layer_style_cost(a_S: torch.Tensor, a_G: torch.Tensor) -> torch.Tensor:
     """J_style[l](S, G) = 1 / (2 n_H n_W n_C)^2 * sum_k sum_k' (G(S)_kk' - G(G)_kk')^2.
 
     Args:
         a_S: style activations ``(N, n_C, n_H_S, n_W_S)``. The style image may have another size
-            than the generated one; the Gram matrices are still ``(n_C, n_C)``, and each is
-            normalised by its own ``n_H n_W`` so that the two sizes are comparable.
+            than the generated one: its Gram matrix is then rescaled to the generated image's
+            number of positions, ``G(S) * (n_H n_W) / (n_H_S n_W_S)``, so the two compare. With
+            equal sizes this is exactly the notes' formula.
         a_G: generated activations ``(N, n_C, n_H, n_W)``.
-        G_S: a precomputed ``gram_matrix(a_S)`` (targets are computed once); ``a_S`` is then only
-            used for its shape.
 
     Returns:
         A scalar tensor (summed over the batch).
-
-    When S and G have the same size this is exactly the notes' formula. When they differ, the
-    notes' formula is applied to ``G(S) * (n_H n_W) / (n_H_S n_W_S)``, i.e. the style Gram matrix
-    rescaled to the generated image's number of positions.
     """
     _check_nchw(a_S, "a_S")
     _check_nchw(a_G, "a_G")
@@ -109,11 +104,25 @@ def layer_style_cost(
             "a_S and a_G must have the same (N, n_C), got "
             f"{tuple(a_S.shape)} and {tuple(a_G.shape)}"
         )
-    _, n_C, n_H, n_W = a_G.shape
     n_S = a_S.shape[2] * a_S.shape[3]
-    G_S = gram_matrix(a_S) if G_S is None else G_S
-    if n_S != n_H * n_W:
-        G_S = G_S * ((n_H * n_W) / n_S)
+    n_G = a_G.shape[2] * a_G.shape[3]
+    G_S = gram_matrix(a_S)
+    if n_S != n_G:
+        G_S = G_S * (n_G / n_S)
+    return gram_style_cost(G_S, a_G)
+
+
+def gram_style_cost(G_S: torch.Tensor, a_G: torch.Tensor) -> torch.Tensor:
+    """J_style[l] from a precomputed style Gram matrix ``G_S`` ``(N, n_C, n_C)``.
+
+    Same formula as :func:`layer_style_cost`; ``G_S`` must already be at ``a_G``'s scale (a sum
+    over ``n_H n_W`` positions). Used when the targets are computed once, or blended from several
+    style images.
+    """
+    _check_nchw(a_G, "a_G")
+    _, n_C, n_H, n_W = a_G.shape
+    if G_S.shape[-2:] != (n_C, n_C):
+        raise ShapeError(f"G_S must be (N, {n_C}, {n_C}) for a_G, got {tuple(G_S.shape)}")
     G_G = gram_matrix(a_G)
     return torch.sum((G_S - G_G) ** 2) / (2 * n_H * n_W * n_C) ** 2
 

@@ -1,0 +1,497 @@
+"""Neural style transfer: minimise J(G) = alpha J_content(C, G) + beta J_style(S, G) over G.
+
+:func:`transfer` is the whole algorithm of the notes:
+
+1. load the content image C and the style image(s) S, resize them (``size``, ``style_scale``);
+2. build a frozen, truncated feature extractor (:mod:`cnnkit.style.backbone`);
+3. compute the targets once, under ``torch.inference_mode``: a[l](C) at the content layer and the
+   Gram matrices G[l](S) at the style layers (blended when there are several styles);
+4. initialise G (noise, the content image, or content plus noise);
+5. minimise J(G) with L-BFGS (default) or Adam, one function evaluation per iteration.
+
+It returns the image ``(H, W, 3)`` float32 in [0, 1] and the loss :class:`History`. Ctrl-C stops the
+loop and returns what is done so far (``history.interrupted``); a NaN loss raises
+:class:`DivergedError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from cnnkit.errors import CnnkitError, ShapeError
+from cnnkit.style.backbone import RANDOM_SEED, build_extractor
+from cnnkit.style.costs import content_cost, gram_matrix, gram_style_cost, total_variation
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_STYLE_LAYERS", "DivergedError", "History", "StyleConfig", "transfer"]
+
+DEFAULT_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+INITS = ("noise", "content", "content+noise")
+OPTIMIZERS = ("lbfgs", "adam")
+
+ImageInput = str | Path | Image.Image | np.ndarray
+
+
+class DivergedError(CnnkitError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class StyleConfig:
+    """Every option of :func:`transfer` (the CLI flags have the same names)."""
+
+    size: int = 512  # longest side of the output, px
+    style_scale: float = 1.0  # style images' longest side = style_scale * size
+    iterations: int = 300  # function evaluations per scale
+    optimizer: str = "lbfgs"  # "lbfgs" or "adam"
+    lr: float | None = None  # step size; default 1.0 (L-BFGS) or 0.02 (Adam)
+    alpha: float = 1.0  # content weight
+    beta: float = 1e3  # style weight
+    content_layer: str = "conv4_2"
+    style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS
+    style_layer_weights: Sequence[float] | None = None  # lambda[l]; default 1/L each
+    style_blend_weights: Sequence[float] | None = None  # one per style image; default equal
+    tv_weight: float = 0.0  # weight of the total-variation smoothness term
+    init: str = "content"  # "noise", "content" or "content+noise"
+    noise_ratio: float = 0.6  # share of noise in "content+noise" (the notes use 0.6)
+    preserve_colors: bool = False  # transfer luminance only; keep the content's colours
+    multiscale: bool = False  # coarse to fine: size/2 first, then size
+    seed: int = 0  # seeds the noise init; same seed, same output
+    save_every: int = 0  # call on_snapshot every N iterations (0: never)
+    backbone: str = "auto"  # "auto", "vgg19" or "random-vgg19"
+    weights: str | Path | None = None  # VGG-19 checkpoint file
+    download: bool = False  # allow downloading the ImageNet weights
+    normalize: bool = True  # divide each layer's cost by its value for G = 0 (see docs)
+    pooling: str | None = None  # "max" or "avg"; default: max for ImageNet, avg for random
+    random_seed: int = RANDOM_SEED  # seed of the random backbone's weights
+    device: str = "cpu"  # "cpu", "cuda", ... or "auto"
+    precision: str = "auto"  # "auto" (bf16 where the CPU has it), "fp32" or "bf16"
+    channels_last: bool = False  # channels-last convolutions inside the forward
+
+    def resolved_lr(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 1.0 if self.optimizer == "lbfgs" else 0.02
+
+
+@dataclass
+class History:
+    """Losses per iteration, as they enter the total: alpha J_content, beta J_style, tv, J."""
+
+    iteration: list[int] = field(default_factory=list)
+    content: list[float] = field(default_factory=list)
+    style: list[float] = field(default_factory=list)
+    tv: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+    backbone: str = ""
+
+    def append(self, it: int, content: float, style: float, tv: float, total: float) -> None:
+        self.iteration.append(it)
+        self.content.append(content)
+        self.style.append(style)
+        self.tv.append(tv)
+        self.total.append(total)
+
+    def plot(self, path: str | Path) -> Path:
+        """Write the loss curves (log scale) as a PNG."""
+        import io as _io
+
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from cnnkit.io import atomic_write_bytes
+
+        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+        x = list(range(1, len(self.total) + 1))
+        ax.plot(x, self.total, label="total J", color="k")
+        ax.plot(x, self.content, label="alpha J_content")
+        ax.plot(x, self.style, label="beta J_style")
+        if any(self.tv):
+            ax.plot(x, self.tv, label="tv")
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("cost")
+        ax.set_title(f"style transfer ({self.backbone})" if self.backbone else "style transfer")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        buffer = _io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
+        atomic_write_bytes(Path(path), buffer.getvalue())
+        return Path(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# images
+
+
+def _to_pil(image: ImageInput, what: str) -> Image.Image:
+    from cnnkit.io import load_image_pil, to_uint8
+
+    if isinstance(image, (str, Path)):
+        return load_image_pil(image)  # converts grayscale / RGBA / palette to RGB
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ShapeError(f"{what} must be an (H, W, 3) image, got shape {array.shape}")
+    return Image.fromarray(to_uint8(array[:, :, :3]))
+
+
+def _resize_longest(img: Image.Image, longest: int, what: str) -> Image.Image:
+    w, h = img.size
+    scale = longest / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if size == img.size:
+        return img
+    if scale < 0.5:
+        log.info("note: %s is %dx%d; resized to %dx%d (--size)", what, w, h, *size)
+    return img.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+
+
+def _pil_to_tensor(img: Image.Image, device: torch.device) -> torch.Tensor:
+    """PIL RGB -> (1, 3, H, W) float32 in [0, 1], contiguous NCHW."""
+    array = np.asarray(img, dtype=np.float32) / 255.0  # (H, W, 3)
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)[None])).to(device)
+
+
+# YIQ (NTSC): Y is the luminance; I, Q carry the colour.
+_RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def rgb_to_yiq(x: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` RGB -> YIQ."""
+    return torch.einsum("ij,njhw->nihw", _RGB2YIQ.to(x), x)
+
+
+def yiq_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` YIQ -> RGB."""
+    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB2YIQ).to(x), x)
+
+
+def _luminance_only(x: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Gray ``x`` (its Y repeated 3 times); with ``like``, Y matched to like's mean and std."""
+    y = rgb_to_yiq(x)[:, :1]
+    if like is not None:
+        y_like = rgb_to_yiq(like)[:, :1]
+        y = (y - y.mean()) / y.std().clamp_min(1e-6) * y_like.std() + y_like.mean()
+    return y.clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------
+# the optimisation
+
+
+def _pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """True where bf16 autocast is fast: CUDA with bf16, or a CPU with AVX-512 BF16 / AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    capability = torch.backends.cpu.get_cpu_capability()
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return native and capability in ("AVX512", "AMX")
+
+
+def _check_config(config: StyleConfig, n_styles: int) -> None:
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
+    if config.init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {config.init!r}")
+    if config.precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, got {config.precision!r}")
+    if config.size < 16:
+        raise ValueError(f"size must be at least 16 px, got {config.size}")
+    if config.iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {config.iterations}")
+    if not config.style_layers:
+        raise ValueError("give at least one style layer")
+    lw = config.style_layer_weights
+    if lw is not None and len(lw) != len(config.style_layers):
+        raise ShapeError(
+            f"{len(lw)} style layer weights for {len(config.style_layers)} style layers",
+            hint="give one --style-layer-weights value per --style-layers name",
+        )
+    bw = config.style_blend_weights
+    if bw is not None and len(bw) != n_styles:
+        raise ShapeError(
+            f"{len(bw)} style blend weights for {n_styles} style images",
+            hint="give one --style-blend-weights value per style image",
+        )
+    if bw is not None and (sum(bw) <= 0 or min(bw) < 0):
+        raise ValueError("style blend weights must be >= 0 with a positive sum")
+
+
+class _Objective:
+    """J(G) with its targets computed once. Call it on G ``(1, 3, H, W)`` -> the four terms."""
+
+    def __init__(
+        self,
+        config: StyleConfig,
+        extractor: torch.nn.Module,
+        content: torch.Tensor,
+        styles: list[torch.Tensor],
+        blend: list[float],
+        autocast: bool,
+    ) -> None:
+        self.config = config
+        self.extractor = extractor
+        self.autocast = autocast
+        self.layers = list(config.style_layers)
+        n = len(self.layers)
+        lambdas = list(config.style_layer_weights or [1.0 / n] * n)
+        with torch.inference_mode():
+            a_C = self._features(content)[config.content_layer].float()
+            # style targets per position, blended over style images: sum_s w_s G(S_s) / n_HW(S_s)
+            targets = [torch.zeros(()) for _ in self.layers]
+            for w, style in zip(blend, styles, strict=True):
+                a_S = self._features(style)
+                for i, name in enumerate(self.layers):
+                    a = a_S[name].float()
+                    targets[i] = targets[i] + w * gram_matrix(a) / (a.shape[2] * a.shape[3])
+            # the shapes of G's activations (same size as the content image)
+            a_G0 = self._features(content)
+        self.a_C = a_C.clone()
+        self.G_S = []
+        self.lambdas = []
+        for i, name in enumerate(self.layers):
+            n_hw = a_G0[name].shape[2] * a_G0[name].shape[3]
+            G_S = (targets[i] * n_hw).clone()  # at G's number of positions
+            self.G_S.append(G_S)
+            scale = 1.0
+            if config.normalize:  # J_style[l](S, G=0) = ||G_S||^2 / (2 n_H n_W n_C)^2
+                scale = float(gram_style_cost(G_S, torch.zeros_like(a_G0[name]).float()))
+            self.lambdas.append(lambdas[i] / max(scale, 1e-30))
+        self.content_scale = 1.0
+        if config.normalize:  # J_content(C, G=0)
+            self.content_scale = max(
+                float(content_cost(self.a_C, torch.zeros_like(self.a_C))), 1e-30
+            )
+
+    def _features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.autocast:
+            with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+                return self.extractor(x)
+        return self.extractor(x)
+
+    def __call__(self, G: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        cfg = self.config
+        a_G = self._features(G)
+        J_content = content_cost(self.a_C, a_G[cfg.content_layer].float()) / self.content_scale
+        J_style = torch.zeros((), device=G.device)
+        for name, G_S, lam in zip(self.layers, self.G_S, self.lambdas, strict=True):
+            J_style = J_style + lam * gram_style_cost(G_S, a_G[name].float())
+        tv = total_variation(G) if cfg.tv_weight else torch.zeros((), device=G.device)
+        c, s, t = cfg.alpha * J_content, cfg.beta * J_style, cfg.tv_weight * tv
+        return c + s + t, c, s, t
+
+
+def _initial(config: StyleConfig, content: torch.Tensor, previous: torch.Tensor | None):
+    if previous is not None:  # multiscale: upsample the coarser result
+        return F.interpolate(previous, size=content.shape[2:], mode="bicubic", align_corners=False)
+    generator = torch.Generator().manual_seed(config.seed)
+    noise = torch.rand(content.shape, generator=generator).to(content.device)
+    if config.init == "noise":
+        return noise
+    if config.init == "content":
+        return content.clone()
+    return config.noise_ratio * noise + (1 - config.noise_ratio) * content
+
+
+def _optimise(
+    config: StyleConfig,
+    objective: _Objective,
+    G0: torch.Tensor,
+    history: History,
+    bar: Any,
+    on_snapshot: Callable[[int, np.ndarray], None] | None,
+    offset: int,
+) -> torch.Tensor:
+    # the optimised parameter stays contiguous NCHW: torch.optim.LBFGS fails on channels_last
+    G = G0.detach().clone().contiguous().requires_grad_(True)
+    lr = config.resolved_lr()
+    if config.optimizer == "lbfgs":
+        # max_iter=1: every step() is exactly one function evaluation and one update, while the
+        # curvature history carries over between steps.
+        opt: torch.optim.Optimizer = torch.optim.LBFGS(
+            [G], lr=lr, max_iter=1, history_size=50, tolerance_grad=-1, tolerance_change=-1
+        )
+    else:
+        opt = torch.optim.Adam([G], lr=lr)
+    last: dict[str, float] = {}
+    best: dict[str, Any] = {"total": math.inf, "G": G.detach().clone()}
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        total, c, s, t = objective(G)
+        value = float(total.detach())
+        last.update(total=value, content=float(c.detach()), style=float(s.detach()))
+        last.update(tv=float(t.detach()))
+        if value < best["total"]:  # plain L-BFGS can overshoot: keep the best image seen
+            best["total"] = value
+            best["G"].copy_(G.detach())
+        total.backward()
+        return total
+
+    for i in range(config.iterations):
+        it = offset + i + 1
+        try:
+            opt.step(closure)  # type: ignore[arg-type]
+        except KeyboardInterrupt:
+            history.interrupted = True
+            break
+        if not math.isfinite(last["total"]):
+            raise DivergedError(
+                f"the loss became {last['total']} at iteration {it}",
+                hint="lower --lr or --beta (or use --optimizer lbfgs)",
+            )
+        history.append(it, last["content"], last["style"], last["tv"], last["total"])
+        bar.update(1)
+        bar.set_postfix(
+            content=f"{last['content']:.3g}", style=f"{last['style']:.3g}", J=f"{last['total']:.3g}"
+        )
+        if config.optimizer == "adam":
+            with torch.no_grad():
+                G.clamp_(0, 1)
+        if on_snapshot is not None and config.save_every and it % config.save_every == 0:
+            on_snapshot(it, _to_array(best["G"]))
+    return best["G"]
+
+
+def _to_array(G: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) -> (H, W, 3) float32 in [0, 1]."""
+    return G.detach().float().clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy().copy()
+
+
+def transfer(
+    content: ImageInput,
+    styles: ImageInput | Sequence[ImageInput],
+    config: StyleConfig | None = None,
+    *,
+    on_snapshot: Callable[[int, np.ndarray], None] | None = None,
+    **options: Any,
+) -> tuple[np.ndarray, History]:
+    """Paint ``content`` in the style of ``styles``; return ``(image, history)``.
+
+    Args:
+        content: a file path, a PIL image, or an ``(H, W, 3)`` array (float in [0, 1] or uint8).
+        styles: one style image or a list of them (blended by ``style_blend_weights``). They may
+            have any size and aspect; grayscale and RGBA are converted to RGB.
+        config: a :class:`StyleConfig`; keyword ``options`` override its fields.
+        on_snapshot: called as ``on_snapshot(iteration, image)`` every ``save_every`` iterations.
+
+    Returns:
+        ``image``: ``(H, W, 3)`` float32 in [0, 1], longest side ``size``;
+        ``history``: a :class:`History` of the losses (``history.plot(path)`` draws them).
+
+    Example:
+        >>> from cnnkit.io import sample_path
+        >>> image, history = transfer(sample_path("chelsea"), sample_path("gravel"),
+        ...                           size=128, iterations=20)  # doctest: +SKIP
+    """
+    config = replace(config or StyleConfig(), **options)
+    style_list: list[ImageInput] = (
+        list(styles) if isinstance(styles, (list, tuple)) else [styles]  # type: ignore[list-item]
+    )
+    if not style_list:
+        raise ValueError("give at least one style image")
+    _check_config(config, len(style_list))
+    torch.manual_seed(config.seed)
+    device = _pick_device(config.device)
+    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_supported(device))
+    content_pil = _to_pil(content, "the content image")
+    style_pils = [_to_pil(s, f"style image {i + 1}") for i, s in enumerate(style_list)]
+    blend = list(config.style_blend_weights or [1.0] * len(style_pils))
+    blend = [w / sum(blend) for w in blend]
+
+    sizes = [config.size]
+    if config.multiscale and config.size >= 128:
+        sizes = [config.size // 2, config.size]
+
+    layers = [config.content_layer, *config.style_layers]
+    final_content = _pil_to_tensor(
+        _resize_longest(content_pil, config.size, "the content image"), device
+    )
+    color_source = final_content
+    if config.preserve_colors:
+        final_content = _luminance_only(final_content)
+    backbone = build_extractor(
+        layers,
+        content=final_content,
+        backbone=config.backbone,
+        weights=config.weights,
+        download=config.download,
+        pooling=config.pooling,
+        seed=config.random_seed,
+        channels_last=config.channels_last,
+    )
+    extractor = backbone.extractor.to(device)
+    history = History(backbone=backbone.name)
+    start = time.perf_counter()
+    G: torch.Tensor | None = None
+    from cnnkit.progress import progress
+
+    with progress(total=config.iterations * len(sizes), desc="style", unit="it") as bar:
+        for scale_index, size in enumerate(sizes):
+            C = _pil_to_tensor(_resize_longest(content_pil, size, "the content image"), device)
+            style_longest = max(16, round(size * config.style_scale))
+            S = [
+                _pil_to_tensor(_resize_longest(s, style_longest, "a style image"), device)
+                for s in style_pils
+            ]
+            if config.preserve_colors:
+                C = _luminance_only(C)
+                S = [_luminance_only(s, like=C) for s in S]
+            objective = _Objective(config, extractor, C, S, blend, use_bf16)
+            G = _optimise(
+                config,
+                objective,
+                _initial(config, C, G),
+                history,
+                bar,
+                on_snapshot,
+                offset=scale_index * config.iterations,
+            )
+            if history.interrupted:
+                break
+    assert G is not None
+    history.seconds = time.perf_counter() - start
+    if G.shape[2:] != final_content.shape[2:]:  # interrupted at a coarse scale
+        G = F.interpolate(G, size=final_content.shape[2:], mode="bicubic", align_corners=False)
+    if config.preserve_colors:
+        G = _recolor(G, color_source)
+    return _to_array(G), history
+
+
+def _recolor(G: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Keep G's luminance Y and take the colour (I, Q) from the content image."""
+    yiq_G = rgb_to_yiq(G.clamp(0, 1).mean(dim=1, keepdim=True).expand(-1, 3, -1, -1))
+    yiq_C = rgb_to_yiq(content)
+    return yiq_to_rgb(torch.cat([yiq_G[:, :1], yiq_C[:, 1:]], dim=1)).clamp(0, 1)

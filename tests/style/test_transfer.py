@@ -1,0 +1,95 @@
+"""transfer(): a tiny run lowers J, the seed fixes the output, bad options fail clearly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cnnkit.errors import NotFoundError, ShapeError
+from cnnkit.style import DivergedError, StyleConfig, transfer
+from cnnkit.style.transfer import _luminance_only, rgb_to_yiq, yiq_to_rgb
+
+# 48 px, shallow layers: a few tenths of a second per iteration on one core
+SMALL = StyleConfig(
+    size=48,
+    iterations=6,
+    content_layer="conv2_2",
+    style_layers=("conv1_1", "conv2_1", "conv3_1"),
+    backbone="random-vgg19",
+)
+
+
+@pytest.fixture(scope="module")
+def images() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:40, 0:56] / 40.0
+    content = np.stack([x / 1.4, y, 0.5 + 0.5 * np.sin(6 * x)], axis=2).astype(np.float32)
+    style = rng.random((30, 30, 3)).astype(np.float32)  # another size and aspect
+    return content, style
+
+
+def test_tiny_transfer_lowers_the_cost(images) -> None:
+    content, style = images
+    image, history = transfer(content, style, SMALL, init="content+noise")
+    assert image.shape == (34, 48, 3) and image.dtype == np.float32
+    assert image.min() >= 0.0 and image.max() <= 1.0
+    assert len(history.total) == SMALL.iterations
+    assert history.total[-1] < 0.5 * history.total[0]
+    assert history.backbone == "random-vgg19"
+    np.testing.assert_allclose(
+        np.array(history.total),
+        np.array(history.content) + np.array(history.style) + np.array(history.tv),
+        rtol=1e-5,
+    )
+
+
+def test_same_seed_same_output(images) -> None:
+    content, style = images
+    a, _ = transfer(content, style, SMALL, init="noise", iterations=3, seed=5)
+    b, _ = transfer(content, style, SMALL, init="noise", iterations=3, seed=5)
+    c, _ = transfer(content, style, SMALL, init="noise", iterations=3, seed=6)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_adam_blend_tv_and_colours(images) -> None:
+    content, style = images
+    gray_style = style.mean(axis=2)  # (H, W): converted to RGB
+    image, history = transfer(
+        content,
+        [style, gray_style],
+        SMALL,
+        optimizer="adam",
+        iterations=3,
+        style_blend_weights=[3, 1],
+        tv_weight=10.0,
+        preserve_colors=True,
+    )
+    assert image.shape == (34, 48, 3)
+    assert all(t > 0 for t in history.tv)
+
+
+def test_yiq_round_trip_and_luminance() -> None:
+    x = torch.rand(1, 3, 5, 7, dtype=torch.float64)
+    torch.testing.assert_close(yiq_to_rgb(rgb_to_yiq(x)), x)
+    gray = _luminance_only(x)
+    assert torch.equal(gray[:, 0], gray[:, 2])
+
+
+def test_nan_loss_stops_with_advice(images) -> None:
+    content, style = images
+    with pytest.raises(DivergedError, match=r"--lr or --beta"):
+        transfer(content, style, SMALL, iterations=3, beta=1e39)
+
+
+def test_bad_options(images) -> None:
+    content, style = images
+    with pytest.raises(NotFoundError, match="valid names"):
+        transfer(content, style, SMALL, content_layer="conv6_1")
+    with pytest.raises(ShapeError, match="one --style-layer-weights"):
+        transfer(content, style, SMALL, style_layer_weights=[1.0])
+    with pytest.raises(ShapeError, match="one --style-blend-weights"):
+        transfer(content, [style, style], SMALL, style_blend_weights=[1.0])
+    with pytest.raises(ValueError, match="optimizer"):
+        transfer(content, style, SMALL, optimizer="sgd")
