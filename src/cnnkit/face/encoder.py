@@ -121,9 +121,9 @@ class FaceBlock(nn.Module):
         self.pool = nn.AvgPool2d(2, 2) if down else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv2(F.relu(self.conv1(x)))
+        y = self.conv2(F.relu(self.conv1(x), inplace=True))
         shortcut = x if self.pool is None else self.pool(x)
-        return F.relu(add_prev(y, shortcut))
+        return F.relu(add_prev(y, shortcut), inplace=True)
 
 
 class DlibFaceResNet(nn.Module):
@@ -147,16 +147,21 @@ class DlibFaceResNet(nn.Module):
             in_C = out_C
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(in_C, 128, bias=False)
+        #: True once :func:`fold_affine` has moved the input normalisation into the stem conv.
+        self.input_folded = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) / 256.0
-        x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)  # (N, 32, 35, 35)
+        if not self.input_folded:
+            x = (x - self.mean) / 256.0
+        x = F.max_pool2d(F.relu(self.stem(x), inplace=True), 3, 2)  # (N, 32, 35, 35)
         x = self.blocks(x)  # (N, 256, 2, 2)
         return self.fc(x.mean(dim=(2, 3)))  # (N, 128)
 
 
-def fold_affine(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every :class:`ConvAffine` replaced by one biased conv."""
+def fold_affine(model: DlibFaceResNet) -> DlibFaceResNet:
+    """An inference copy of ``model``: every :class:`ConvAffine` becomes one biased conv, and
+    the input normalisation (x - mean) / 256 moves into the stem conv (it has no padding, so
+    W' = W / 256 and b' = b - sum W' mean is exact)."""
     model = copy.deepcopy(model)
 
     def visit(m: nn.Module) -> None:
@@ -167,6 +172,12 @@ def fold_affine(model: nn.Module) -> nn.Module:
                 visit(child)
 
     visit(model)
+    stem = model.stem
+    assert isinstance(stem, nn.Conv2d) and stem.bias is not None and stem.padding == (0, 0)
+    with torch.no_grad():
+        stem.weight.div_(256.0)
+        stem.bias.sub_((stem.weight * model.mean.view(1, 3, 1, 1)).sum(dim=(1, 2, 3)))
+    model.input_folded = True
     return model
 
 

@@ -1,0 +1,331 @@
+"""Face benchmark: encoder speed vs dlib, LFW-dev accuracy, and identification time at K = 1e6.
+
+    .venv/bin/python bench/face.py                  # all three (LFW embeddings cached in bench/out)
+    .venv/bin/python bench/face.py --skip-lfw       # speed only
+    .venv/bin/python bench/face.py --lfw-threads 2  # embed LFW with 2 threads (speed stays at 1)
+
+- embed_speedup_vs_dlib: descriptor throughput of cnnkit's FaceEncoder (batch 16, fp32) over
+  dlib's ``compute_face_descriptor`` on the same chips, both at 1 thread, interleaved, median of
+  repeats. The bf16 option and the maximum descriptor difference are printed too.
+- lfw_dev_acc: the standard protocol on ../shared/data/lfw-dev (5 folds x 600 pairs; for each
+  fold the threshold is chosen on the other folds). Variants: HOG only (a pair whose face is not
+  found counts as "different"), + detection fallback, + flip averaging. The headline is the
+  fallback + flip variant if it is not worse than fallback alone.
+- identify_ms_1e6: from ``cnnkit.face.gallery_bench.identify_ms(1_000_000)`` when that exists.
+
+Last line: ``RESULT embed_speedup_vs_dlib=<x> lfw_dev_acc=<a> identify_ms_1e6=<t>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+LFW = ROOT.parent / "shared" / "data" / "lfw-dev"
+OUT = ROOT / "bench" / "out"
+#: Distance given to a pair where a face is missing: counts as "different" at any sane tau.
+MISSING_DISTANCE = 10.0
+
+log = logging.getLogger("bench.face")
+
+
+def _threads(n: int) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    threadpool_limits(n)
+
+
+# ---------------------------------------------------------------- speed
+
+
+def bench_chips() -> np.ndarray:
+    """16 chips: the shipped faces and transformed copies (flip, brightness, crop, rotate)."""
+    from PIL import Image, ImageEnhance
+
+    from cnnkit import face
+    from cnnkit.io import load_image_pil, sample_path
+
+    chips = []
+    for name in ("grace_hopper", "astronaut"):
+        pil = load_image_pil(sample_path(name))
+        variants = [
+            pil,
+            pil.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+            ImageEnhance.Brightness(pil).enhance(1.3),
+            pil.rotate(10, resample=Image.Resampling.BILINEAR),
+        ]
+        for v in variants:
+            img = np.asarray(v)
+            for box in face.detect(img, 1)[:2]:
+                chips.append(face.align(img, face.landmarks(img, box)))
+    while len(chips) < 16:
+        chips.append(chips[len(chips) % 4][:, ::-1].copy())
+    return np.stack(chips[:16])
+
+
+def measure_speed(repeats: int = 3) -> dict[str, float]:
+    """ms per face for dlib and FaceEncoder (fp32, bf16) at 1 thread, and the ratio."""
+    import dlib
+
+    from cnnkit.face import FaceEncoder, model_file
+
+    _threads(1)
+    chips = bench_chips()
+    dlib_net = dlib.face_recognition_model_v1(str(model_file("resnet_v1")))
+    enc = FaceEncoder.load()
+    enc_bf16 = FaceEncoder(enc.model, enc.model_id, precision="bf16")
+    n_dlib = 4  # dlib gains nothing from batching; 4 chips per repeat keeps the run short
+    ref = np.array([np.array(dlib_net.compute_face_descriptor(c)) for c in chips[:n_dlib]])
+    mine = enc.embed(chips)
+    mine_bf16 = enc_bf16.embed(chips)
+    times: dict[str, list[float]] = {"dlib": [], "fp32": [], "bf16": []}
+    for _ in range(repeats):  # interleaved, so load changes hit all three alike
+        t = time.perf_counter()
+        dlib_net.compute_face_descriptor(list(chips[:n_dlib]))
+        times["dlib"].append((time.perf_counter() - t) / n_dlib)
+        t = time.perf_counter()
+        enc.embed(chips)
+        times["fp32"].append((time.perf_counter() - t) / len(chips))
+        t = time.perf_counter()
+        enc_bf16.embed(chips)
+        times["bf16"].append((time.perf_counter() - t) / len(chips))
+    ms = {k: 1000 * float(np.median(v)) for k, v in times.items()}
+    return {
+        "dlib_ms": ms["dlib"],
+        "fp32_ms": ms["fp32"],
+        "bf16_ms": ms["bf16"],
+        "speedup": ms["dlib"] / ms["fp32"],
+        "speedup_bf16": ms["dlib"] / ms["bf16"],
+        "fp32_max_abs": float(np.abs(mine[:n_dlib] - ref).max()),
+        "bf16_max_abs": float(np.abs(mine_bf16[:n_dlib] - ref).max()),
+    }
+
+
+# ---------------------------------------------------------------- LFW
+
+
+def read_pairs(path: Path) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
+    """LFW pairs -> ([(rel_path1, rel_path2)], same (n,), fold (n,))."""
+    try:
+        from cnnkit.face.evaluate import read_pairs as shared_read_pairs
+
+        ps = shared_read_pairs(path)
+        return (
+            [(p.first, p.second) for p in ps],
+            np.array([p.same for p in ps]),
+            np.array([p.fold for p in ps]),
+        )
+    except ImportError:
+        pass
+    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    n_folds, per = int(lines[0][0]), int(lines[0][1])
+    pairs, same = [], []
+    for f in lines[1:]:
+        if len(f) == 3:
+            a, b = f"{f[0]}/{f[0]}_{int(f[1]):04d}.jpg", f"{f[0]}/{f[0]}_{int(f[2]):04d}.jpg"
+        else:
+            a, b = f"{f[0]}/{f[0]}_{int(f[1]):04d}.jpg", f"{f[2]}/{f[2]}_{int(f[3]):04d}.jpg"
+        pairs.append((a, b))
+        same.append(len(f) == 3)
+    fold = np.arange(len(pairs)) // (2 * per)
+    assert fold.max() + 1 == n_folds
+    return pairs, np.array(same), fold
+
+
+def kfold(distances: np.ndarray, same: np.ndarray, folds: np.ndarray) -> tuple[float, float, float]:
+    """Standard protocol: (mean accuracy, standard error, mean tau). Uses cnnkit.face.evaluate's
+    kfold_accuracy when it is there, else this minimal version."""
+    try:
+        from cnnkit.face.evaluate import kfold_accuracy
+
+        r = kfold_accuracy(distances, same, folds=folds)
+        return r.mean, r.se, float(np.mean(r.thresholds))
+    except ImportError:
+        pass
+    accs, taus = [], []
+    for k in np.unique(folds):
+        held = folds == k
+        d, s = distances[~held], same[~held]
+        cands = np.unique(d)
+        cands = np.concatenate([[cands[0] - 1e-6], (cands[1:] + cands[:-1]) / 2, [cands[-1]]])
+        acc = [np.mean((d <= t) == s) for t in cands]
+        tau = float(cands[int(np.argmax(acc))])
+        taus.append(tau)
+        accs.append(float(np.mean((distances[held] <= tau) == same[held])))
+    a = np.array(accs)
+    return float(a.mean()), float(a.std(ddof=1) / math.sqrt(len(a))), float(np.mean(taus))
+
+
+def _pick_central(boxes: list[tuple[int, int, int, int]], h: int, w: int) -> int:
+    """Index of the box whose centre is nearest the image centre (LFW faces are centred)."""
+    d = [((t + b) / 2 - h / 2) ** 2 + ((l + r) / 2 - w / 2) ** 2 for t, r, b, l in boxes]
+    return int(np.argmin(d))
+
+
+def embed_lfw(images: list[str], root: Path, cache: Path, threads: int) -> dict[str, np.ndarray]:
+    """Detect, align and embed each image (plain and mirrored chip), cached in ``cache`` (.npz).
+
+    how: 0 = HOG at upsample 1, 1 = HOG at upsample 2, 2 = no face found: the centre box
+    (the median HOG box of the run) with landmarks from the shape predictor.
+    """
+    from cnnkit import face
+    from cnnkit.progress import progress
+
+    _threads(threads)
+    done: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        for n, e, ef, how in zip(z["names"], z["emb"], z["emb_flip"], z["how"], strict=True):
+            done[str(n)] = (e, ef, int(how))
+    todo = [n for n in images if n not in done]
+    enc = face.default_encoder()
+    pending: list[tuple[str, np.ndarray, int]] = []  # (name, chip, how)
+    boxes_seen: list[tuple[int, int, int, int]] = []
+    missing: list[tuple[str, np.ndarray]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        chips = np.stack([c for _, c, _ in pending])
+        e = enc.embed(chips)
+        ef = enc.embed(np.ascontiguousarray(chips[:, :, ::-1]))
+        for (n, _, how), a, b in zip(pending, e, ef, strict=True):
+            done[n] = (a, b, how)
+        pending.clear()
+
+    def save() -> None:
+        names = sorted(done)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(
+            tmp,
+            names=np.array(names),
+            emb=np.stack([done[n][0] for n in names]),
+            emb_flip=np.stack([done[n][1] for n in names]),
+            how=np.array([done[n][2] for n in names]),
+        )
+        tmp.replace(cache)
+
+    for i, name in enumerate(progress(todo, desc="LFW embed", unit="img")):
+        img = face.load_image(root / name)
+        h, w = img.shape[:2]
+        how = 0
+        boxes = face.detect(img, 1)
+        if not boxes:
+            how, boxes = 1, face.detect(img, 2)
+        if not boxes:
+            missing.append((name, img))
+            continue
+        box = boxes[_pick_central(boxes, h, w)]
+        boxes_seen.append(box)
+        pending.append((name, face.align(img, face.landmarks(img, box)), how))
+        if len(pending) >= 16:
+            flush()
+        if i % 400 == 399:
+            flush()
+            save()
+    # Fallback: the median HOG box (these images are all 250x250 with the face centred).
+    if missing:
+        med = np.median(np.array(boxes_seen or [(67, 183, 183, 67)]), axis=0).round().astype(int)
+        for name, img in missing:
+            box = (int(med[0]), int(med[1]), int(med[2]), int(med[3]))
+            pending.append((name, face.align(img, face.landmarks(img, box)), 2))
+    flush()
+    if todo:
+        save()
+    return {
+        "names": np.array(images),
+        "emb": np.stack([done[n][0] for n in images]),
+        "emb_flip": np.stack([done[n][1] for n in images]),
+        "how": np.array([done[n][2] for n in images]),
+    }
+
+
+def measure_lfw(root: Path, threads: int) -> dict[str, float]:
+    pairs, same, folds = read_pairs(root / "pairs.txt")
+    images = sorted({p for pair in pairs for p in pair})
+    data = embed_lfw(images, root / "images", OUT / "lfw_dev_embeddings.npz", threads)
+    index = {n: i for i, n in enumerate(data["names"])}
+    a = np.array([index[p] for p, _ in pairs])
+    b = np.array([index[q] for _, q in pairs])
+    emb, emb_flip, how = data["emb"], data["emb_flip"], data["how"]
+    both = (emb + emb_flip) / 2
+
+    def dist(e: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(e[a] - e[b], axis=1)
+
+    results: dict[str, float] = {
+        "n_images": len(images),
+        "n_upsample2": int((how == 1).sum()),
+        "n_fallback": int((how == 2).sum()),
+    }
+    d_plain = dist(emb)
+    hog_only = np.where((how[a] == 0) & (how[b] == 0), d_plain, MISSING_DISTANCE)
+    variants = {"hog_only": hog_only, "fallback": d_plain, "fallback_flip": dist(both)}
+    for key, d in variants.items():
+        mean, se, tau = kfold(d, same, folds)
+        results[f"{key}_acc"], results[f"{key}_se"], results[f"{key}_tau"] = mean, se, tau
+        results[f"{key}_acc_at_0.6"] = float(np.mean((d <= 0.6) == same))
+    return results
+
+
+def identify_ms() -> float:
+    try:
+        from cnnkit.face.gallery_bench import identify_ms as shared_identify_ms
+    except ImportError:
+        return math.nan
+    return float(shared_identify_ms(1_000_000))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lfw", type=Path, default=LFW, help=f"lfw-dev folder (default {LFW})")
+    parser.add_argument("--skip-lfw", action="store_true", help="speed (and identify) only")
+    parser.add_argument("--skip-identify", action="store_true")
+    parser.add_argument("--lfw-threads", type=int, default=1, help="threads for LFW embedding")
+    parser.add_argument("--repeats", type=int, default=3, help="speed repeats (median)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    speed = measure_speed(args.repeats)
+    print(
+        f"speed (1 thread, ms/face): dlib {speed['dlib_ms']:.1f}, cnnkit fp32"
+        f" {speed['fp32_ms']:.2f} ({speed['speedup']:.1f}x,"
+        f" max |diff| {speed['fp32_max_abs']:.1e}),"
+        f" bf16 {speed['bf16_ms']:.2f} ({speed['speedup_bf16']:.1f}x,"
+        f" max |diff| {speed['bf16_max_abs']:.1e})"
+    )
+    acc = math.nan
+    if not args.skip_lfw and (args.lfw / "pairs.txt").is_file():
+        r = measure_lfw(args.lfw, args.lfw_threads)
+        print(
+            f"LFW-dev: {r['n_images']} images, {r['n_upsample2']} found only at upsample 2,"
+            f" {r['n_fallback']} by the centre-box fallback"
+        )
+        for key in ("hog_only", "fallback", "fallback_flip"):
+            print(
+                f"  {key:14s} acc {100 * r[key + '_acc']:.2f}% +- {100 * r[key + '_se']:.2f}"
+                f" (mean tau {r[key + '_tau']:.3f};"
+                f" at tau=0.6: {100 * r[key + '_acc_at_0.6']:.2f}%)"
+            )
+        best = "fallback_flip" if r["fallback_flip_acc"] >= r["fallback_acc"] else "fallback"
+        acc = r[best + "_acc"]
+    t = math.nan if args.skip_identify else identify_ms()
+    print(
+        f"RESULT embed_speedup_vs_dlib={speed['speedup']:.1f} lfw_dev_acc={acc:.4f} "
+        f"identify_ms_1e6={t:.2f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
