@@ -38,7 +38,7 @@ def test_gemm_blas_equals_fallback_and_numpy(ta, tb, dtype, rng):
 def test_gemm_refuses_blocks_past_the_array():
     a, b, c = np.zeros(10, np.float32), np.zeros(10, np.float32), np.zeros(10, np.float32)
     with pytest.raises(ValueError, match="runs past the array"):
-        blas.gemm(False, False, 2, 2, 2, a, 0, 2, b, 0, 2, 0.0, c, 4, 4)
+        blas.gemm(False, False, 2, 2, 2, a, 0, 2, b, 0, 2, 0.0, c, 5, 4)
     with pytest.raises(TypeError, match="dtypes differ"):
         blas.gemm(False, False, 1, 1, 1, a, 0, 1, b.astype(np.float64), 0, 1, 0.0, c, 0, 1)
 
