@@ -26,6 +26,7 @@ from cnnkit.models.resnet import (
     resnet152,
     resnet_cifar,
 )
+from cnnkit.models.summary import LayerRow, ModelSummary, summarize, summarize_model
 from cnnkit.models.vgg import (
     VGG,
     vgg11,
@@ -48,8 +49,10 @@ __all__ = [
     "Bottleneck",
     "CifarResNet",
     "LeNet5",
+    "LayerRow",
     "LeNet5Modern",
     "ModelInfo",
+    "ModelSummary",
     "ResNet",
     "WeightsRecord",
     "alexnet",
@@ -68,6 +71,8 @@ __all__ = [
     "resnet101",
     "resnet152",
     "resnet_cifar",
+    "summarize",
+    "summarize_model",
     "vgg11",
     "vgg11_bn",
     "vgg13",
