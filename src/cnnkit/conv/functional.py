@@ -14,10 +14,11 @@ How it is computed, without a Python loop over pixels (layout in :mod:`cnnkit.co
   ``Y[g] += W_uv (n_C, n_C_prev) @ Z[g, phase, :, shift : shift + L]``, reading the shifted window
   in place (strided BLAS) and accumulating in place (beta = 1): no im2col copy at all.
 * "im2col" (few input channels, where a GEMM with an inner size of 3 would be memory bound): the
-  f_h*f_w shifted windows are stacked into one (f_h f_w n_C_prev, L) matrix with contiguous row
-  copies, then one GEMM per group.
-* Backward uses the same layout: dW_uv = dY[g] @ Z[g, phase, :, shift:shift+L]^T, and dx is the
-  transposed convolution dZ[g, phase, :, shift:shift+L] += W_uv^T @ dY[g], then un-phased.
+  f_h*f_w windows of each image are copied into a (f_h f_w n_C_prev + 1, n_H n_W) matrix whose
+  last row is ones (for the bias), then one GEMM per image writes straight into the output.
+* Backward uses the same layouts: dW_uv = dY[g] @ Z[g, phase, :, shift:shift+L]^T, and dx is the
+  transposed convolution dZ[g, phase, :, shift:shift+L] += W_uv^T @ dY[g], then un-phased; for
+  im2col, [dW | db] = dZ @ cols^T and dcols = W^T @ dZ is added back window by window (col2im).
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def pad(x: np.ndarray, p: IntPair | Pad4, value: float = 0.0) -> np.ndarray:
 class ConvCache:
     """What backward needs: the input in the wide layout (and its im2col), weight, geometry."""
 
-    z: np.ndarray  # (G, P, n_C_prev, M_g)
-    cols: np.ndarray | None  # (G, f_h f_w n_C_prev, L) when im2col was used
+    z: np.ndarray | None  # (G, P, n_C_prev, M_g) for the "offsets" strategy
+    cols: np.ndarray | None  # (m, f_h f_w n_C_prev [+ 1], n_H n_W) for "im2col"
     weight: np.ndarray  # (n_C, n_C_prev, f_h, f_w)
     plan: ConvPlan
     has_bias: bool
@@ -103,13 +104,24 @@ def _w_matrix(weight: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(weight.transpose(0, 2, 3, 1)).reshape(c_out, -1)
 
 
-def _im2col(z: np.ndarray, plan: ConvPlan) -> np.ndarray:
-    """(G, f_h f_w n_C_prev, L): row (k, c') is channel c' of phase(k) shifted by shift(k)."""
-    c, L = plan.c_in, plan.length
-    offs = plan.offsets
-    cols = np.empty((plan.groups, len(offs) * c, L), dtype=z.dtype)
-    for k, (ph, sh) in enumerate(offs):
-        cols[:, k * c : (k + 1) * c, :] = z[:, ph, :, sh : sh + L]
+def _window(xp: np.ndarray, u: int, v: int, plan: ConvPlan) -> np.ndarray:
+    """The (m, C, n_H, n_W) strided view x_pad[:, :, h*s_h + u, w*s_w + v]."""
+    (sh, sw), oh, ow = plan.stride, plan.out_h, plan.out_w
+    return xp[:, :, u : u + sh * (oh - 1) + 1 : sh, v : v + sw * (ow - 1) + 1 : sw]
+
+
+def _im2col(x: np.ndarray, plan: ConvPlan, ones_row: bool) -> np.ndarray:
+    """(m, f_h f_w n_C_prev [+ 1], n_H n_W): row (u, v, c') holds x_pad[:, c', h s + u, w s + v]."""
+    (fh, fw), c = plan.kernel, plan.c_in
+    k = fh * fw * c
+    cols = np.empty((plan.n, k + ones_row, plan.out_h * plan.out_w), dtype=x.dtype)
+    if ones_row:
+        cols[:, k, :] = 1
+    xp = pad(x, plan.pad4) if any(plan.pad4) else x
+    c5 = cols[:, :k].reshape(plan.n, fh * fw, c, plan.out_h, plan.out_w)
+    for u in range(fh):
+        for v in range(fw):
+            c5[:, u * fw + v] = _window(xp, u, v, plan)
     return cols
 
 
@@ -135,27 +147,39 @@ def conv2d_forward(
         bias = np.asarray(bias, dtype=dt)
         if bias.shape != (plan.c_out,):
             raise ShapeError(f"bias must have shape ({plan.c_out},), got {bias.shape}")
+    if _use_im2col(plan):
+        return _forward_im2col(x, weight, bias, plan)
+    return _forward_offsets(x, weight, bias, plan)
+
+
+def _forward_im2col(x, weight, bias, plan: ConvPlan) -> tuple[np.ndarray, ConvCache]:
+    """Z[i] (n_C, n_H n_W) = [W | b] (n_C, K + 1) @ cols[i] (K + 1, n_H n_W), one GEMM per image."""
+    cols = _im2col(x, plan, bias is not None)
+    wm = _w_matrix(weight)
+    if bias is not None:
+        wm = np.concatenate([wm, bias[:, None]], axis=1)
+    kk, hw, o = wm.shape[1], plan.out_h * plan.out_w, plan.c_out
+    out = np.empty((plan.n, o, plan.out_h, plan.out_w), dtype=x.dtype)
+    for i in range(plan.n):
+        # Fortran terms: out[i] (HW x n_C) = cols[i] (HW x K) @ W (K x n_C).
+        gemm(False, False, hw, o, kk, cols, i * kk * hw, hw, wm, 0, kk, 0.0, out, i * o * hw, hw)
+    return out, ConvCache(None, cols, weight, plan, bias is not None)
+
+
+def _forward_offsets(x, weight, bias, plan: ConvPlan) -> tuple[np.ndarray, ConvCache]:
+    """Y[g] = sum_{u,v} W_uv @ Z[g, phase(u,v), :, shift(u,v) : shift(u,v) + L], then cropped."""
     z = to_phases(x, plan)
     L, mg, o, c = plan.length, plan.mg, plan.c_out, plan.c_in
     p_stride = plan.phases * c * mg  # elements per group of z
-    y = np.empty((plan.groups, o, mg), dtype=dt)
-    cols = None
-    if _use_im2col(plan):
-        cols = _im2col(z, plan)
-        wm = _w_matrix(weight)
-        kk = wm.shape[1]
-        for g in range(plan.groups):
-            # Y[g] (n_C, L) = W (n_C, K) @ cols[g] (K, L); in Fortran terms (L x n_C).
-            gemm(False, False, L, o, kk, cols, g * kk * L, L, wm, 0, kk, 0.0, y, g * o * mg, mg)
-    else:
-        wk = _w_offsets(weight)
-        for g in range(plan.groups):
-            for k, (ph, sh) in enumerate(plan.offsets):
-                a_off = g * p_stride + ph * c * mg + sh
-                beta = 0.0 if k == 0 else 1.0
-                gemm(False, False, L, o, c, z, a_off, mg, wk, k * o * c, c, beta, y, g * o * mg, mg)
+    y = np.empty((plan.groups, o, mg), dtype=x.dtype)
+    wk = _w_offsets(weight)
+    for g in range(plan.groups):
+        for k, (ph, sh) in enumerate(plan.offsets):
+            a_off = g * p_stride + ph * c * mg + sh
+            beta = 0.0 if k == 0 else 1.0
+            gemm(False, False, L, o, c, z, a_off, mg, wk, k * o * c, c, beta, y, g * o * mg, mg)
     out = wide_to_nchw(y, plan, bias)
-    return out, ConvCache(z, cols, weight, plan, bias is not None)
+    return out, ConvCache(z, None, weight, plan, bias is not None)
 
 
 def conv2d(
@@ -231,51 +255,73 @@ def conv2d_backward(
     if not isinstance(cache, ConvCache):
         if weight is None:
             raise ShapeError("conv2d_backward needs a ConvCache, or both x and weight")
-        _, cache = conv2d_forward(cache, weight, None, stride, padding)
-        cache.has_bias = bias
-    plan, wt, z = cache.plan, cache.weight, cache.z
+        x, weight = np.asarray(cache), np.asarray(weight)
+        b0 = np.zeros(weight.shape[:1], dtype=_float_dtype(x, weight)) if bias else None
+        _, cache = conv2d_forward(x, weight, b0, stride, padding)
+    plan, wt = cache.plan, cache.weight
     dt = wt.dtype
     dout = np.asarray(dout, dtype=dt)
     expect = (plan.n, plan.c_out, plan.out_h, plan.out_w)
     if dout.shape != expect:
         raise ShapeError(f"dout must have shape {expect}, got {dout.shape}")
+    if cache.cols is not None:
+        dx, dw, db = _backward_im2col(dout, cache)
+    else:
+        dx, dw = _backward_offsets(dout, cache)
+        db = dout.sum(axis=(0, 2, 3)) if cache.has_bias else None
+    return dx, dw, db
+
+
+def _backward_im2col(dout: np.ndarray, cache: ConvCache):
+    """[dW | db] = sum_i dZ[i] @ cols[i]^T; dcols[i] = W^T @ dZ[i], added back window by window."""
+    plan, wt, cols = cache.plan, cache.weight, cache.cols
+    assert cols is not None
+    dout = np.ascontiguousarray(dout)
+    o, c = plan.c_out, plan.c_in
+    (fh, fw), hw = plan.kernel, plan.out_h * plan.out_w
+    wm = _w_matrix(wt)
+    k, kk = wm.shape[1], cols.shape[1]  # kk = k + 1 with a bias row
+    dwm = np.empty((o, kk), dtype=wt.dtype)
+    dcols = np.empty((plan.n, k, hw), dtype=wt.dtype)
+    for i in range(plan.n):
+        # Fortran: dWm (KK x n_C) += cols[i]^T (KK x HW) @ dZ[i] (HW x n_C).
+        beta = 0.0 if i == 0 else 1.0
+        gemm(True, False, kk, o, hw, cols, i * kk * hw, hw, dout, i * o * hw, hw, beta, dwm, 0, kk)
+        # Fortran: dcols[i] (HW x K) = dZ[i] (HW x n_C) @ W^T (n_C x K).
+        gemm(False, True, hw, k, o, dout, i * o * hw, hw, wm, 0, k, 0.0, dcols, i * k * hw, hw)
+    top, bottom, left, right = plan.pad4
+    dxp = np.zeros((plan.n, c, plan.h + top + bottom, plan.w + left + right), dtype=wt.dtype)
+    d5 = dcols.reshape(plan.n, fh * fw, c, plan.out_h, plan.out_w)
+    for u in range(fh):
+        for v in range(fw):
+            _window(dxp, u, v, plan)[...] += d5[:, u * fw + v]
+    dx = np.ascontiguousarray(dxp[:, :, top : top + plan.h, left : left + plan.w])
+    dw = np.ascontiguousarray(dwm[:, :k].reshape(o, fh, fw, c).transpose(0, 3, 1, 2))
+    db = dwm[:, k].copy() if cache.has_bias else None
+    return dx, dw, db
+
+
+def _backward_offsets(dout: np.ndarray, cache: ConvCache):
+    """dW_uv = sum_g dY[g] @ Z_shift^T; dZ_shift += W_uv^T @ dY[g]; dx = un-phased dZ."""
+    plan, wt, z = cache.plan, cache.weight, cache.z
+    assert z is not None
     L, mg, o, c = plan.length, plan.mg, plan.c_out, plan.c_in
     c_out, c_in, fh, fw = wt.shape
     dy = nchw_to_wide(dout, plan)  # (G, n_C, M_g)
-    dz = np.zeros((plan.groups, plan.phases, c, mg), dtype=dt)
+    dz = np.zeros((plan.groups, plan.phases, c, mg), dtype=wt.dtype)
     p_stride = plan.phases * c * mg
-    if cache.cols is not None:
-        cols = cache.cols
-        wm = _w_matrix(wt)
-        kk = wm.shape[1]
-        dwm = np.empty_like(wm)  # (n_C, K)
-        dcols = np.empty_like(cols)  # (G, K, L)
-        for g in range(plan.groups):
-            # dW (n_C, K) += dY[g] (n_C, L) @ cols[g]^T; Fortran: (K x n_C) = cols^T @ dY.
-            beta = 0.0 if g == 0 else 1.0
-            gemm(True, False, kk, o, L, cols, g * kk * L, L, dy, g * o * mg, mg, beta, dwm, 0, kk)
-            # dcols[g] (K, L) = W^T (K, n_C) @ dY[g]; Fortran: (L x K) = dY^T' @ W'.
-            gemm(False, True, L, kk, o, dy, g * o * mg, mg, wm, 0, kk, 0.0, dcols, g * kk * L, L)
+    wk = _w_offsets(wt)  # (K, n_C, n_C_prev)
+    dwk = np.empty_like(wk)
+    for g in range(plan.groups):
         for k, (ph, sh) in enumerate(plan.offsets):
-            dz[:, ph, :, sh : sh + L] += dcols[:, k * c : (k + 1) * c, :]
-        dw = dwm.reshape(c_out, fh, fw, c_in).transpose(0, 3, 1, 2)
-    else:
-        wk = _w_offsets(wt)  # (K, n_C, n_C_prev)
-        dwk = np.empty_like(wk)
-        for g in range(plan.groups):
-            for k, (ph, sh) in enumerate(plan.offsets):
-                z_off = g * p_stride + ph * c * mg + sh
-                beta = 0.0 if g == 0 else 1.0
-                # dW_uv (n_C, n_C_prev) += dY[g] @ Z_shift^T; Fortran (C' x C) = Z_s'^T @ dY'.
-                gemm(
-                    True, False, c, o, L, z, z_off, mg, dy, g * o * mg, mg, beta, dwk, k * o * c, c
-                )
-                # dZ_shift (C', L) += W_uv^T @ dY[g]; Fortran (L x C') = dY' @ W_uv'^T.
-                gemm(False, True, L, c, o, dy, g * o * mg, mg, wk, k * o * c, c, 1.0, dz, z_off, mg)
-        dw = dwk.reshape(fh, fw, c_out, c_in).transpose(2, 3, 0, 1)
-    dx = from_phases(dz, plan)
-    db = dout.sum(axis=(0, 2, 3)) if cache.has_bias else None
-    return dx, np.ascontiguousarray(dw), db
+            z_off = g * p_stride + ph * c * mg + sh
+            beta = 0.0 if g == 0 else 1.0
+            # dW_uv (n_C, n_C_prev) += dY[g] @ Z_shift^T; Fortran (C' x C) = Z_s'^T @ dY'.
+            gemm(True, False, c, o, L, z, z_off, mg, dy, g * o * mg, mg, beta, dwk, k * o * c, c)
+            # dZ_shift (C', L) += W_uv^T @ dY[g]; Fortran (L x C') = dY' @ W_uv'^T.
+            gemm(False, True, L, c, o, dy, g * o * mg, mg, wk, k * o * c, c, 1.0, dz, z_off, mg)
+    dw = dwk.reshape(fh, fw, c_out, c_in).transpose(2, 3, 0, 1)
+    return from_phases(dz, plan), np.ascontiguousarray(dw)
 
 
 def conv_flops(x_shape: Any, w_shape: Any, out_shape: Any) -> int:
