@@ -3,27 +3,129 @@
 Pipeline: :func:`load_image` -> :func:`detect` (boxes) -> :func:`landmarks` (5 points) ->
 :func:`align` (150x150 chip, byte-identical to dlib) -> :func:`embed` (128-d) -> :func:`distance`.
 :func:`faces` runs all of it on one image.
+
+System: :class:`Gallery` (the SQLite person database), :func:`verify` (1:1), :func:`identify`
+(1:K), :func:`triplet_loss` and mining, the LFW pairs protocol (:func:`read_pairs`,
+:func:`kfold_accuracy`), and triplet fine-tuning (:func:`train_encoder`).
+
+Names are imported on first use (PEP 562), so ``import cnnkit.face.gallery`` or
+``cnnkit face list`` do not pay for importing torch and dlib. ``align`` and ``detect`` are
+bound eagerly (their modules are light): they share their names with their submodules, and the
+functions must win.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from cnnkit.face.align import align
 from cnnkit.face.detect import Box, detect, landmarks, load_image
-from cnnkit.face.encoder import DlibFaceResNet, FaceEncoder
-from cnnkit.face.models_files import model_file
-from cnnkit.face.pipeline import Face, default_encoder, distance, embed, faces, load_encoder
+
+# `align` and `detect` name both a submodule and a function. They are imported eagerly (both
+# are light: NumPy only, dlib loads on first call); lazily, importing the submodule first (as
+# `faces` does) would leave `cnnkit.face.detect` bound to the module instead of the function.
+
+#: public name -> module that defines it
+_EXPORTS = {
+    # pipeline
+    "align": "cnnkit.face.align",  # bound above
+    "Box": "cnnkit.face.detect",
+    "detect": "cnnkit.face.detect",
+    "landmarks": "cnnkit.face.detect",
+    "load_image": "cnnkit.face.detect",
+    "DlibFaceResNet": "cnnkit.face.encoder",
+    "FaceEncoder": "cnnkit.face.encoder",
+    "model_file": "cnnkit.face.models_files",
+    "Face": "cnnkit.face.pipeline",
+    "default_encoder": "cnnkit.face.pipeline",
+    "distance": "cnnkit.face.pipeline",
+    "embed": "cnnkit.face.pipeline",
+    "faces": "cnnkit.face.pipeline",
+    "load_encoder": "cnnkit.face.pipeline",
+    # person database, search, verify / identify
+    "Gallery": "cnnkit.face.gallery",
+    "default_db_path": "cnnkit.face.gallery",
+    "IndexConfig": "cnnkit.face.index",
+    "VectorIndex": "cnnkit.face.index",
+    "verify": "cnnkit.face.recognize",
+    "identify": "cnnkit.face.recognize",
+    # triplet loss and mining
+    "triplet_loss": "cnnkit.face.losses",
+    "mined_triplet_loss": "cnnkit.face.losses",
+    "semi_hard_triplets": "cnnkit.face.losses",
+    "batch_hard_triplets": "cnnkit.face.losses",
+    # pairs protocol
+    "read_pairs": "cnnkit.face.evaluate",
+    "kfold_accuracy": "cnnkit.face.evaluate",
+    "best_threshold": "cnnkit.face.evaluate",
+    "roc_auc": "cnnkit.face.evaluate",
+    "tar_at_far": "cnnkit.face.evaluate",
+    # training
+    "TrainConfig": "cnnkit.face.train",
+    "train_encoder": "cnnkit.face.train",
+}
 
 __all__ = [
     "Box",
     "DlibFaceResNet",
     "Face",
     "FaceEncoder",
+    "Gallery",
+    "IndexConfig",
+    "TrainConfig",
+    "VectorIndex",
     "align",
+    "batch_hard_triplets",
+    "best_threshold",
+    "default_db_path",
     "default_encoder",
     "detect",
     "distance",
     "embed",
     "faces",
+    "identify",
+    "kfold_accuracy",
     "landmarks",
     "load_encoder",
     "load_image",
+    "mined_triplet_loss",
     "model_file",
+    "read_pairs",
+    "roc_auc",
+    "semi_hard_triplets",
+    "tar_at_far",
+    "train_encoder",
+    "triplet_loss",
+    "verify",
 ]
+
+if TYPE_CHECKING:  # static imports for type checkers and IDEs
+    from cnnkit.face.detect import Box, landmarks, load_image
+    from cnnkit.face.encoder import DlibFaceResNet, FaceEncoder
+    from cnnkit.face.evaluate import best_threshold, kfold_accuracy, read_pairs, roc_auc, tar_at_far
+    from cnnkit.face.gallery import Gallery, default_db_path
+    from cnnkit.face.index import IndexConfig, VectorIndex
+    from cnnkit.face.losses import (
+        batch_hard_triplets,
+        mined_triplet_loss,
+        semi_hard_triplets,
+        triplet_loss,
+    )
+    from cnnkit.face.models_files import model_file
+    from cnnkit.face.pipeline import Face, default_encoder, distance, embed, faces, load_encoder
+    from cnnkit.face.recognize import identify, verify
+    from cnnkit.face.train import TrainConfig, train_encoder
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cnnkit.face' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -294,12 +294,28 @@ class Gallery:
         tau = self.tau
         return DEFAULT_TOLERANCE if tau is None else tau
 
-    def set_tau(self, tau: float) -> None:
-        """Store ``tau`` as this database's default tolerance."""
+    def set_tau(self, tau: float, model_id: str | None = None, dim: int | None = None) -> None:
+        """Store ``tau`` as this database's default tolerance.
+
+        With ``model_id``, the database must be of that encoder (an empty one becomes so):
+        a tau is only meaningful for the encoder it was calibrated with.
+        """
         if not np.isfinite(tau) or tau <= 0:
             raise CnnkitError(f"tau must be a positive number, got {tau}")
         with self.transaction() as con:
+            if model_id is not None:
+                self._check_model(con, model_id, dim)
+                self._claim(con, model_id, dim)
             con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tau', ?)", (repr(tau),))
+
+    def _claim(self, con: sqlite3.Connection, model_id: str, dim: int | None) -> None:
+        """Record the encoder in an empty database (inside a transaction)."""
+        if self._meta("model_id", con) is None:
+            con.execute("INSERT INTO meta(key, value) VALUES ('model_id', ?)", (model_id,))
+            if dim is not None:
+                con.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('dim', ?)", (str(dim),)
+                )
 
     def check_model(self, model_id: str, dim: int | None = None) -> None:
         """Raise DatabaseError if this database holds descriptors of another encoder."""
@@ -348,9 +364,7 @@ class Gallery:
         now = _now()
         with self.transaction() as con:
             self._check_model(con, model_id, d)
-            if self._meta("model_id", con) is None:
-                con.execute("INSERT INTO meta(key, value) VALUES ('model_id', ?)", (model_id,))
-                con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('dim', ?)", (str(d),))
+            self._claim(con, model_id, d)
             pid = self._person_id(con, name)
             if pid is None:
                 pid = con.execute(
@@ -588,11 +602,7 @@ class Gallery:
         with self.transaction() as con:
             if len(vectors):
                 self._check_model(con, model_id, dim)
-                if self._meta("model_id", con) is None:
-                    con.execute("INSERT INTO meta(key, value) VALUES ('model_id', ?)", (model_id,))
-                    con.execute(
-                        "INSERT OR REPLACE INTO meta(key, value) VALUES ('dim', ?)", (str(dim),)
-                    )
+                self._claim(con, model_id, dim)
             if data["tau"] is not None and self._meta("tau", con) is None:
                 con.execute("INSERT INTO meta(key, value) VALUES ('tau', ?)", (repr(data["tau"]),))
             pids: dict[int, int] = {}

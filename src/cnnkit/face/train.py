@@ -1,0 +1,277 @@
+"""Triplet-loss training (or fine-tuning) of the face encoder f on a folder of persons.
+
+``data/<person>/<photo>``: one subfolder per person. Each photo is detected and aligned once to a
+150x150 chip (the largest face; photos without a face are skipped), unless the photos already
+are chips (``aligned=True``). Each step samples P persons x K photos, computes f(x) for the batch
+(B = P*K, x: (B, 3, 150, 150)), mines triplets inside it (semi-hard or batch-hard) and takes an Adam
+step on
+
+    J = (1/m) sum_i max(||f(A(i)) - f(P(i))||^2 - ||f(A(i)) - f(N(i))||^2 + alpha, 0).
+
+After every epoch the checkpoint ``{"state_dict", "model_id", "arch": "dlib_resnet_v1", "epoch",
+"optimizer", ...}`` is written atomically to ``out``; ``resume`` continues from it. The file loads
+with ``FaceEncoder.load(out)`` and so works with ``--model`` in every ``cnnkit face`` command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnkit.errors import CnnkitError, WeightsError
+from cnnkit.face.losses import MINING, mined_triplet_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Options of :func:`train_encoder` (and of ``cnnkit face train``)."""
+
+    data: Path  # folder with one subfolder of photos per person
+    out: Path  # checkpoint file written after every epoch
+    init: str = "dlib"  # "dlib" (fine-tune dlib's weights), "scratch", or a model file
+    margin: float = 0.2  # alpha of the triplet loss
+    epochs: int = 5
+    mining: str = "semi-hard"  # or "batch-hard"
+    lr: float | None = None  # Adam learning rate; None: 1e-4 for fine-tuning, 1e-3 from scratch
+    persons_per_batch: int = 8  # P
+    photos_per_person: int = 4  # K
+    steps_per_epoch: int | None = None  # None: about (number of photos) / (P * K), at least 1
+    upsample: int = 1  # HOG upsampling when detecting faces in the photos
+    aligned: bool = False  # photos already are 150x150 chips: no detection
+    augment: bool = True  # random horizontal flip and brightness jitter
+    resume: bool = False  # continue from ``out`` if it exists
+    device: str = "cpu"
+    seed: int = 0
+
+
+@dataclass
+class FaceSet:
+    """Aligned chips of a folder of persons."""
+
+    chips: np.ndarray  # (N, 150, 150, 3) uint8
+    labels: np.ndarray  # (N,) person index
+    names: list[str]
+    skipped: list[str] = field(default_factory=list)  # photos without a usable face
+
+
+def load_face_folder(
+    data: str | Path, upsample: int = 1, aligned: bool = False, encoder_chip: int = 150
+) -> FaceSet:
+    """Chips and labels of ``data/<person>/<photo>``; see the module docstring."""
+    from cnnkit.face.align import align
+    from cnnkit.face.detect import detect, landmarks, load_image
+    from cnnkit.face.recognize import box_area
+    from cnnkit.io import list_images
+    from cnnkit.progress import progress
+
+    root = Path(data)
+    if not root.is_dir():
+        raise CnnkitError(
+            "no such folder", path=root, hint="give a folder with one subfolder per person"
+        )
+    persons = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files = [(i, f) for i, p in enumerate(persons) for f in list_images([p])]
+    if len(persons) < 2 or not files:
+        raise CnnkitError(
+            f"found {len(persons)} person folder(s) with {len(files)} photo(s)",
+            path=root,
+            hint="training needs at least 2 persons, one of them with 2 or more photos",
+        )
+    chips, labels, skipped = [], [], []
+    for label, f in progress(files, desc="aligning", unit="img"):
+        try:
+            image = load_image(f)
+            if aligned:
+                if image.shape[:2] != (encoder_chip, encoder_chip):
+                    raise CnnkitError(f"not a {encoder_chip}x{encoder_chip} chip", path=f)
+                chip = image
+            else:
+                boxes = detect(image, upsample)
+                if not boxes:
+                    raise CnnkitError("no face found", path=f)
+                box = max(boxes, key=box_area)
+                chip = align(image, landmarks(image, box))
+        except CnnkitError as exc:
+            log.warning("skipping %s", exc.message)
+            skipped.append(str(f))
+            continue
+        chips.append(chip)
+        labels.append(label)
+    lab = np.array(labels, dtype=np.int64)
+    counts = np.bincount(lab, minlength=len(persons)) if len(lab) else np.zeros(0, int)
+    if (counts >= 1).sum() < 2 or (counts >= 2).sum() < 1:
+        raise CnnkitError(
+            "not enough usable photos: need 2 persons, one with at least 2 photos with a face",
+            path=root,
+        )
+    return FaceSet(np.stack(chips), lab, [p.name for p in persons], skipped)
+
+
+def _weights_id(state: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def _initial_model(init: str):
+    from cnnkit.face.encoder import ARCH, DlibFaceResNet, FaceEncoder, converted_dlib_model
+
+    if init == "scratch":
+        return DlibFaceResNet(), "scratch"
+    if init == "dlib":
+        model, model_id = converted_dlib_model()
+        return model, model_id
+    if not Path(init).is_file():
+        raise WeightsError(
+            "no such model file", path=init, hint="--init takes dlib, scratch, or a model file"
+        )
+    enc = FaceEncoder.load(init)
+    if not hasattr(enc, "model"):
+        raise WeightsError(f"not a trainable {ARCH} model", path=init)
+    return enc.model, enc.model_id
+
+
+def _sample_batch(
+    rng: np.random.Generator, by_person: list[np.ndarray], p: int, k: int
+) -> np.ndarray:
+    """Indices of a P x K batch: P persons (those with >= 2 photos first), K photos each."""
+    multi = [i for i, idx in enumerate(by_person) if len(idx) >= 2]
+    single = [i for i, idx in enumerate(by_person) if len(idx) == 1]
+    chosen = list(rng.choice(multi, size=min(p, len(multi)), replace=False))
+    if len(chosen) < 2 and single:  # at least one other person to act as negative
+        chosen += list(rng.choice(single, size=min(p - len(chosen), len(single)), replace=False))
+    rows: list[int] = []
+    for person in chosen:
+        idx = by_person[person]
+        rows.extend(rng.choice(idx, size=k, replace=len(idx) < k))
+    return np.array(rows, dtype=np.int64)
+
+
+def _to_tensor(chips: np.ndarray, rng: np.random.Generator | None, device) -> torch.Tensor:
+    """(B, 150, 150, 3) uint8 -> (B, 3, 150, 150) float pixels in [0, 255], augmented if rng."""
+    x = torch.from_numpy(np.ascontiguousarray(chips)).to(device).permute(0, 3, 1, 2).float()
+    if rng is not None:
+        flip = torch.from_numpy(rng.random(len(x)) < 0.5).to(device)
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        gain = torch.from_numpy(rng.uniform(0.85, 1.15, size=(len(x), 1, 1, 1))).to(device)
+        x = (x * gain.float()).clamp(0, 255)
+    return x
+
+
+def save_checkpoint(path: Path, model, optimizer, epoch: int, extra: dict) -> str:
+    """Write the checkpoint atomically; returns its model_id."""
+    from cnnkit.face.encoder import ARCH
+    from cnnkit.io import atomic_write
+
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    model_id = f"{ARCH}-ft:{_weights_id(state)}"
+    ckpt = {
+        "state_dict": state,
+        "model_id": model_id,
+        "arch": ARCH,
+        "epoch": epoch,
+        "optimizer": optimizer.state_dict(),
+        **extra,
+    }
+    with atomic_write(path, "wb") as f:
+        torch.save(ckpt, f)
+    return model_id
+
+
+def train_encoder(config: TrainConfig, faceset: FaceSet | None = None) -> list[dict]:
+    """Train f with the triplet loss; returns one record per epoch run
+    (``epoch``, ``loss``, ``active``: mean fraction of active triplets, ``model_id``)."""
+    from cnnkit.progress import progress
+
+    cfg = config
+    if cfg.mining not in MINING:
+        raise CnnkitError(f"mining should be one of {', '.join(MINING)}. Got {cfg.mining!r}")
+    if cfg.epochs < 1 or cfg.margin < 0:
+        raise CnnkitError("epochs must be >= 1 and margin >= 0")
+    out = Path(cfg.out)
+    if out.exists() and not cfg.resume:
+        raise CnnkitError(
+            "exists already", path=out, hint="pass --resume to continue it, or remove it"
+        )
+    device = torch.device(cfg.device)
+    data = faceset or load_face_folder(cfg.data, cfg.upsample, cfg.aligned)
+    by_person = [np.flatnonzero(data.labels == i) for i in range(len(data.names))]
+    by_person = [idx for idx in by_person if len(idx)]
+
+    start_epoch, history = 0, []
+    if cfg.resume and out.exists():
+        from cnnkit.face.encoder import load_checkpoint
+
+        model, _ = load_checkpoint(out)
+        ckpt = torch.load(out, map_location="cpu", weights_only=True)
+        start_epoch = int(ckpt.get("epoch", 0))
+        history = list(ckpt.get("history", []))
+        base_id = ckpt.get("base_model_id", "unknown")
+        log.info("resuming %s after epoch %d", out, start_epoch)
+    else:
+        if cfg.resume:
+            log.warning("nothing to resume at %s: starting from --init %s", out, cfg.init)
+        model, base_id = _initial_model(cfg.init)
+        ckpt = None
+    model = model.to(device).train()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.init == "scratch" else 1e-4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    if ckpt is not None and "optimizer" in ckpt:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    batch = cfg.persons_per_batch * cfg.photos_per_person
+    steps = cfg.steps_per_epoch or max(1, len(data.labels) // batch)
+    if start_epoch >= cfg.epochs:
+        log.info("%s already has %d epochs: nothing to do", out, start_epoch)
+    run = []
+    for epoch in range(start_epoch, cfg.epochs):
+        torch.manual_seed(cfg.seed + epoch)
+        rng = np.random.default_rng(cfg.seed + epoch)
+        losses, actives = [], []
+        bar = progress(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step")
+        for _ in bar:
+            rows = _sample_batch(rng, by_person, cfg.persons_per_batch, cfg.photos_per_person)
+            x = _to_tensor(data.chips[rows], rng if cfg.augment else None, device)
+            labels = torch.from_numpy(data.labels[rows]).to(device)
+            emb = model(x)  # (B, 128)
+            loss, active, _ = mined_triplet_loss(emb, labels, cfg.margin, cfg.mining)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            actives.append(active)
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}", active=f"{np.mean(actives):.2f}")
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "loss": float(np.mean(losses)),
+            "active": float(np.mean(actives)),
+        }
+        history.append(record)
+        extra = {
+            "history": history,
+            "base_model_id": base_id,
+            "config": {k: str(v) for k, v in asdict(cfg).items()},
+            "persons": data.names,
+        }
+        record["model_id"] = save_checkpoint(out, model, optimizer, epoch + 1, extra)
+        log.info(
+            "epoch %d: loss %.4f, active triplets %.2f -> %s",
+            epoch + 1,
+            record["loss"],
+            record["active"],
+            out,
+        )
+        run.append(record)
+    model.eval()
+    return run

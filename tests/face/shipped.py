@@ -1,0 +1,107 @@
+"""Face photos made from images that installed packages ship, for the face system's tests.
+
+Same person: matplotlib's ``grace_hopper`` and transformed copies of it (mirror, crop, small
+rotation, brightness). Impostor: scikit-image's ``astronaut``. No face: ``brick``. Two faces:
+both photos side by side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+from cnnkit.io import sample_path
+
+
+def grace() -> Image.Image:
+    return Image.open(sample_path("grace_hopper")).convert("RGB")
+
+
+def astronaut() -> Image.Image:
+    return Image.open(sample_path("astronaut")).convert("RGB")
+
+
+def variants(img: Image.Image) -> dict[str, Image.Image]:
+    """Same-person copies: mirror, crop, 5 degree rotation, brighter."""
+    w, h = img.size
+    return {
+        "flip": img.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        "crop": img.crop((w // 10, h // 12, w - w // 12, h - h // 10)),
+        "rot": img.rotate(5, resample=Image.Resampling.BILINEAR),
+        "bright": ImageEnhance.Brightness(img).enhance(1.25),
+    }
+
+
+def side_by_side(a: Image.Image, b: Image.Image) -> Image.Image:
+    out = Image.new("RGB", (a.width + b.width, max(a.height, b.height)))
+    out.paste(a, (0, 0))
+    out.paste(b, (a.width, 0))
+    return out
+
+
+def write_photos(folder: Path) -> dict[str, Path]:
+    """Write the test photos into ``folder``; returns name -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    g, a = grace(), astronaut()
+    photos: dict[str, Image.Image] = {"grace": g, "astro": a}
+    photos.update({f"grace_{k}": v for k, v in variants(g).items()})
+    photos["astro_flip"] = variants(a)["flip"]
+    photos["two"] = side_by_side(g, a)
+    photos["noface"] = Image.open(sample_path("brick")).convert("RGB")
+    paths = {}
+    for name, im in photos.items():
+        paths[name] = folder / f"{name}.png"
+        im.save(paths[name])
+    corrupt = folder / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" + bytes(200))
+    paths["corrupt"] = corrupt
+    return paths
+
+
+def write_lfw_like(root: Path) -> Path:
+    """A tiny LFW-format set: images/<Name>/<Name>_<iiii>.jpg and a 2-fold pairs.txt.
+
+    Like LFW, each image is 250x250 with the face near the centre.
+    """
+    g = grace().crop((0, 0, 512, 512)).resize((250, 250))
+    a = astronaut().crop((97, 1, 347, 251))
+    people = {
+        "Grace_Hopper": [g, *variants(g).values()],
+        "Astro_Naut": [a, *list(variants(a).values())[:3]],
+    }
+    for name, imgs in people.items():
+        (root / "images" / name).mkdir(parents=True, exist_ok=True)
+        for i, im in enumerate(imgs, start=1):
+            im.save(root / "images" / name / f"{name}_{i:04d}.jpg", quality=92)
+    lines = ["2\t3"]
+    lines += ["Grace_Hopper\t1\t2", "Grace_Hopper\t3\t4", "Astro_Naut\t1\t2"]
+    lines += [
+        "Grace_Hopper\t1\tAstro_Naut\t1",
+        "Grace_Hopper\t2\tAstro_Naut\t2",
+        "Grace_Hopper\t5\tAstro_Naut\t3",
+    ]
+    lines += ["Grace_Hopper\t1\t5", "Astro_Naut\t3\t4", "Astro_Naut\t1\t4"]
+    lines += [
+        "Grace_Hopper\t3\tAstro_Naut\t4",
+        "Grace_Hopper\t4\tAstro_Naut\t1",
+        "Grace_Hopper\t2\tAstro_Naut\t3",
+    ]
+    pairs = root / "pairs.txt"
+    pairs.write_text("\n".join(lines) + "\n")
+    return pairs
+
+
+def chips_of(images: list[Image.Image]) -> np.ndarray:
+    """Aligned 150x150 chips of the largest face of each image, (N, 150, 150, 3) uint8."""
+    from cnnkit.face.align import align
+    from cnnkit.face.detect import detect, landmarks
+    from cnnkit.face.recognize import box_area
+
+    out = []
+    for im in images:
+        arr = np.asarray(im, dtype=np.uint8)
+        box = max(detect(arr, 0), key=box_area)
+        out.append(align(arr, landmarks(arr, box)))
+    return np.stack(out)
