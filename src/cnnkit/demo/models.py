@@ -12,6 +12,8 @@ log = logging.getLogger(__name__)
 
 
 def _all_models_table(summaries: list) -> str:
+    from cnnkit.models.summary import human
+
     rows = [
         "<table>",
         "<tr><th>model</th><th>input</th><th>parameters</th><th>multiply-adds / image</th>"
@@ -22,7 +24,7 @@ def _all_models_table(summaries: list) -> str:
         rows.append(
             f'<tr><td style="text-align:left"><code>{html.escape(s.model)}</code></td>'
             f"<td>{h} x {w} x {c}</td><td>{s.total_params:,}</td>"
-            f"<td>{s.total_macs / 1e9:.3f} G</td><td>{len(s.rows)}</td></tr>"
+            f"<td>{human(s.total_macs)}</td><td>{len(s.rows)}</td></tr>"
         )
     rows.append("</table>")
     return "\n".join(rows)

@@ -322,8 +322,6 @@ def _resnet(
     **kwargs: Any,
 ) -> ResNet:
     model = ResNet(block, layers, num_classes=num_classes, **kwargs)
-    if weights is not None and not model.residual:
-        raise ValueError("published weights are for residual=True; a plain net has no checkpoint")
     return load_pretrained(model, arch, weights, num_classes, progress=progress, download=download)
 
 
@@ -334,14 +332,19 @@ def resnet_cifar(
     in_channels: int = 3,
     *,
     weights: Any = None,
+    progress: bool = True,
+    download: bool = False,
     **kwargs: Any,
 ) -> CifarResNet:
-    """A CIFAR-style ResNet of depth 6n+2 (plain with ``residual=False``); ~0.27 M parameters
-    at depth 20, 0.85 M at 56."""
+    """A CIFAR-style ResNet of depth 6n+2 (plain with ``residual=False``); 0.27 M parameters
+    at depth 20, 0.85 M at 56 (10 classes). ``weights``: a path to a checkpoint of your own
+    (no published CIFAR checkpoints are recorded)."""
     model = CifarResNet(
         depth, num_classes=num_classes, residual=residual, in_channels=in_channels, **kwargs
     )
-    return load_pretrained(model, f"resnet{depth}", weights, num_classes)
+    return load_pretrained(
+        model, f"resnet{depth}", weights, num_classes, progress=progress, download=download
+    )
 
 
 @register_model

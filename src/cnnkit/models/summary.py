@@ -90,9 +90,9 @@ class ModelSummary:
         lines += [fmt(r) for r in body]
         lines += [rule, fmt(total_line)]
         lines.append(
-            f"{self.total_params:,} parameters ({self.total_params / 1e6:.2f} M), "
+            f"{self.total_params:,} parameters ({human(self.total_params)}), "
             f"{self.trainable_params:,} trainable; "
-            f"{self.total_macs / 1e9:.2f} G multiply-adds per image"
+            f"{human(self.total_macs)} multiply-adds per image"
         )
         return "\n".join(lines)
 
@@ -113,13 +113,21 @@ class ModelSummary:
         out.append(
             f'<tr><th style="text-align:left">total</th><th></th><th></th>'
             f"<th>{self.total_params:,}</th><th>{self.total_macs:,} "
-            f"({self.total_macs / 1e9:.2f} G)</th></tr>"
+            f"({human(self.total_macs)})</th></tr>"
         )
         out.append("</table>")
         return "\n".join(out)
 
     def __str__(self) -> str:
         return self.format_table()
+
+
+def human(n: int) -> str:
+    """1_234 -> "1.23 K", 138_357_544 -> "138.36 M", 15_470_264_320 -> "15.47 G"."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return str(n)
 
 
 def parse_input_size(text: str, default_channels: int = 3) -> tuple[int, int, int]:
