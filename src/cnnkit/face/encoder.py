@@ -31,6 +31,7 @@ from torch import nn
 
 from cnnkit.errors import ShapeError, WeightsError
 from cnnkit.face.dlib_format import DlibNet, read_dlib_net
+from cnnkit.models.resnet import conv3x3
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +106,11 @@ class ConvAffine(nn.Module):
         return out.to(c.weight.device)
 
 
-def _conv3x3(in_C: int, out_C: int, stride: int = 1) -> nn.Conv2d:
-    # dlib pads a 3x3 conv by 1 when its stride is 1, and not at all when its stride is 2,
-    # so the down conv cannot use a torchvision-style conv3x3 (which always pads 1).
-    return nn.Conv2d(in_C, out_C, 3, stride=stride, padding=1 if stride == 1 else 0, bias=False)
+def _down_conv3x3(in_C: int, out_C: int) -> nn.Conv2d:
+    # dlib pads a 3x3 conv by 1 only when its stride is 1: the stride-2 conv of a down block
+    # has no padding (35 -> 17, 17 -> 8, 8 -> 3), which the shared conv3x3 (always "same"
+    # padding) cannot express, so this one conv is built directly.
+    return nn.Conv2d(in_C, out_C, 3, stride=2, padding=0, bias=False)
 
 
 class FaceBlock(nn.Module):
@@ -116,8 +118,9 @@ class FaceBlock(nn.Module):
 
     def __init__(self, in_C: int, out_C: int, down: bool):
         super().__init__()
-        self.conv1: nn.Module = ConvAffine(_conv3x3(in_C, out_C, 2 if down else 1))
-        self.conv2: nn.Module = ConvAffine(_conv3x3(out_C, out_C))
+        first = _down_conv3x3(in_C, out_C) if down else conv3x3(in_C, out_C)
+        self.conv1: nn.Module = ConvAffine(first)
+        self.conv2: nn.Module = ConvAffine(conv3x3(out_C, out_C))
         self.pool = nn.AvgPool2d(2, 2) if down else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
