@@ -1,6 +1,7 @@
 """Benchmark cnnkit.conv against torch at one thread (not a test).
 
-For each shape (batch 8) it times, median of repeats:
+For each shape (batch 8) it times, median of repeats (the four timings take turns in every repeat,
+so that they share the machine's noise):
   forward:  torch.nn.functional.conv2d          vs cnnkit.conv.conv2d_forward
   backward: torch autograd (grad x, W and b)    vs cnnkit.conv.conv2d_backward (from the cache)
 and prints GFLOP/s next to numpy's float32 matmul GFLOP/s (the machine's practical limit).
@@ -63,39 +64,42 @@ def bench_shape(shape, repeats: int, rng: np.random.Generator) -> dict[str, floa
     wt = rng.standard_normal((o, c, f, f), dtype=np.float32) * 0.1
     b = rng.standard_normal(o, dtype=np.float32)
     tx, tw, tb = (torch.from_numpy(a) for a in (x, wt, b))
+    out, cache = conv2d_forward(x, wt, b, s, p)
+    g = rng.standard_normal(out.shape, dtype=np.float32)
+    tg = torch.from_numpy(g)
+    gx, gw, gb = (a.clone().requires_grad_(True) for a in (tx, tw, tb))
+    y_graph: list[torch.Tensor] = []
 
     def torch_fwd():
         return torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p)
 
-    t_fwd_torch = median_time(torch_fwd, repeats)
-    t_fwd_np = median_time(lambda: conv2d_forward(x, wt, b, s, p), repeats)
-    out, cache = conv2d_forward(x, wt, b, s, p)
-    g = rng.standard_normal(out.shape, dtype=np.float32)
-    tg = torch.from_numpy(g)
-
-    gx, gw, gb = (a.clone().requires_grad_(True) for a in (tx, tw, tb))
-    times = []
-    for i in range(repeats + 1):  # a fresh graph each time; only backward() is timed
-        y = torch.nn.functional.conv2d(gx, gw, gb, stride=s, padding=p)
+    def torch_prepare():  # not timed: a fresh graph for the next backward
         gx.grad = gw.grad = gb.grad = None
-        t0 = time.perf_counter()
-        y.backward(tg)
-        if i:
-            times.append(time.perf_counter() - t0)
-    t_bwd_torch = statistics.median(times)
-    t_bwd_np = median_time(lambda: conv2d_backward(g, cache), repeats)
+        y_graph[:] = [torch.nn.functional.conv2d(gx, gw, gb, stride=s, padding=p)]
 
+    times: dict[str, list[float]] = {k: [] for k in ("fwd_torch", "fwd_np", "bwd_torch", "bwd_np")}
+    for i in range(repeats + 1):  # the four timings take turns, so they share the noise
+        for key, fn in (
+            ("fwd_torch", torch_fwd),
+            ("fwd_np", lambda: conv2d_forward(x, wt, b, s, p)),
+            ("bwd_torch", lambda: y_graph[0].backward(tg)),
+            ("bwd_np", lambda: conv2d_backward(g, cache)),
+        ):
+            if key == "bwd_torch":
+                torch_prepare()
+            t0 = time.perf_counter()
+            fn()
+            if i:  # round 0 is the warm-up
+                times[key].append(time.perf_counter() - t0)
+    r = {k: statistics.median(v) for k, v in times.items()}
     flops = conv_flops(x.shape, wt.shape, out.shape)
-    return {
-        "fwd_torch": t_fwd_torch,
-        "fwd_np": t_fwd_np,
-        "bwd_torch": t_bwd_torch,
-        "bwd_np": t_bwd_np,
-        "gf_fwd_torch": flops / t_fwd_torch / 1e9,
-        "gf_fwd_np": flops / t_fwd_np / 1e9,
-        "gf_bwd_torch": 2 * flops / t_bwd_torch / 1e9,
-        "gf_bwd_np": 2 * flops / t_bwd_np / 1e9,
-    }
+    r.update(
+        gf_fwd_torch=flops / r["fwd_torch"] / 1e9,
+        gf_fwd_np=flops / r["fwd_np"] / 1e9,
+        gf_bwd_torch=2 * flops / r["bwd_torch"] / 1e9,
+        gf_bwd_np=2 * flops / r["bwd_np"] / 1e9,
+    )
+    return r
 
 
 def main() -> None:
