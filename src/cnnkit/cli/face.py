@@ -256,8 +256,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "  cnnkit face train --data people/ --out tuned.pt --epochs 6 --resume\n"
         "  cnnkit face enroll Ada ada.jpg --model tuned.pt --db tuned.sqlite3",
     )
-    p.add_argument("--data", required=True, type=Path, metavar="DIR")
-    p.add_argument("--out", required=True, type=Path, metavar="MODEL.pt")
+    p.add_argument(
+        "--data", required=True, type=Path, metavar="DIR", help="one subfolder of photos per person"
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="MODEL.pt",
+        help="checkpoint written after every epoch; use it with --model",
+    )
     p.add_argument(
         "--init",
         default="dlib",
@@ -267,7 +275,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin", type=float, default=0.2, help="alpha of the triplet loss (0.2)")
     p.add_argument("--epochs", type=int, default=5, help="total epochs (5)")
     p.add_argument(
-        "--mining", choices=("semi-hard", "batch-hard"), default="semi-hard", help="(semi-hard)"
+        "--mining",
+        choices=("semi-hard", "batch-hard"),
+        default="semi-hard",
+        help="triplets per batch: semi-hard (FaceNet; default) or batch-hard",
     )
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument(
@@ -280,7 +291,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-augment", action="store_true", help="no random flip / brightness")
     p.add_argument("--upsample", type=int, default=1, metavar="N", help="HOG upsampling (1)")
     p.add_argument("--device", default="cpu", help="torch device (cpu)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the batch sampling (0)")
     p.set_defaults(func=run_train)
 
 
