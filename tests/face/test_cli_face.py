@@ -54,6 +54,9 @@ def test_enroll_verify_identify_list(db: Path, photos, capsys) -> None:
     assert code == 0
     assert "distance to Grace's other photos: min 0.1" in out or "min 0.2" in out
     assert "Grace now has 2 photo(s)" in out
+    before = content(db)
+    code, out, _ = run(capsys, "enroll", "Grace", str(photos["grace"]), "--db", str(db), *UP)
+    assert code == 0 and "already enrolled" in out and content(db) == before
     code, out, _ = run(
         capsys, "verify", str(photos["grace_rot"]), "--as", "Grace", "--db", str(db), *UP
     )

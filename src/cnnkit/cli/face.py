@@ -351,25 +351,36 @@ def run_enroll(args: argparse.Namespace) -> int:
     encoder = _encoder(args)
     tau = args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE
     previous = np.zeros((0, encoder.dim), np.float32)
+    seen: set[str] = set()  # sha256 of the person's enrolled photos
     if db_path.exists():  # a wrong database fails before any image work
         with Gallery(db_path, create=False, timeout=args.timeout) as db:
             db.check_model(encoder.model_id, encoder.dim)
             tau = db.tolerance(args.tolerance)
             if name in {p.name for p in db.persons()}:
                 previous = db.vectors_of(name)
+                seen = {h for _, h in db.sources_of(name) if h}
     # Every photo is checked before anything is written.
-    vectors, sources, hashes = [], [], []
+    photos, vectors, sources, hashes = [], [], [], []
     for photo in args.photos:
         found = one_face(photo, args.upsample, encoder, largest=args.largest)
+        digest = file_sha256(photo)
+        if digest in seen:
+            print(f"skipped {photo}: this file is already enrolled for {name}")
+            continue
+        seen.add(digest)
+        photos.append(photo)
         vectors.append(found.embedding)
         sources.append(photo.name)
-        hashes.append(file_sha256(photo))
+        hashes.append(digest)
+    if not vectors:
+        print(f"{name} has {len(previous)} photo(s); nothing new to enroll")
+        return 0
     with Gallery(db_path, create=True, timeout=args.timeout) as db:
         total = db.add(
             name, np.stack(vectors), model_id=encoder.model_id, sources=sources, sha256s=hashes
         )
     known = previous
-    for photo, v in zip(args.photos, vectors, strict=True):
+    for photo, v in zip(photos, vectors, strict=True):
         if len(known):
             d = np.sqrt(((known - v[None]) ** 2).sum(axis=1))
             note = f"distance to {name}'s other photos: min {_fmt(d.min())}, mean {_fmt(d.mean())}"
