@@ -10,6 +10,8 @@ from cnnkit.errors import CnnkitError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 ENGINES = ("torch", "numpy")
+#: Models the NumPy engine can train (it translates their layers to cnnkit.conv's).
+NUMPY_MODELS = ("lenet5", "lenet5_modern")
 SCHEDULES = ("cosine", "constant")
 
 #: The digits recipe (LeNet-5, 1x32x32): reaches >= 98% test accuracy on the fixed split with both
@@ -80,6 +82,13 @@ class TrainConfig:
             )
         if self.engine not in ENGINES:
             raise CnnkitError(f"--engine must be torch or numpy; got {self.engine!r}")
+        if self.engine == "numpy" and self.model not in NUMPY_MODELS:
+            raise CnnkitError(
+                f"--engine numpy trains {' or '.join(NUMPY_MODELS)}, not {self.model!r}",
+                hint="use --engine torch for other models",
+            )
+        if self.engine == "numpy" and self.optimizer == "adamw":
+            raise CnnkitError("--engine numpy has sgd and adam, not adamw", hint="use adam")
         if self.schedule not in SCHEDULES:
             raise CnnkitError(f"--schedule must be cosine or constant; got {self.schedule!r}")
         if self.epochs is not None and self.epochs < 1:

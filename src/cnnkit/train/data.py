@@ -293,15 +293,17 @@ def load_digits_split(size: int = 32, channels: int = 1, margin: int | None = No
     Pixels are scaled to [0, 1] (divided by 16) and upsampled bilinearly to ``size - 2 * margin``,
     then framed by ``margin`` pixels of background (as MNIST's 28x28 digits sit inside LeNet-5's
     32x32 input), and normalised to ``(x - 0.5) / 0.5``: background -1, ink up to +1. The default
-    margin is ``size // 8`` (4 for 32x32). The split is scikit-learn's
-    ``train_test_split(test_size=0.2, random_state=0, stratify=y)``: 1,437 train, 360 test.
+    margin is ``size // 8`` from 32x32 up (4 for 32x32), else 0 (8x8 stays as shipped).
+    The split is scikit-learn's ``train_test_split(test_size=0.2, random_state=0, stratify=y)``:
+    1,437 train, 360 test.
     """
     if size < 8:
         raise CnnkitError(f"--image-size for digits must be at least 8, got {size}")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    margin = size // 8 if margin is None else margin
+    if margin is None:
+        margin = size // 8 if size >= 32 else 0
     inner = size - 2 * margin
     if inner < 8:
         raise CnnkitError(f"digits margin {margin} leaves less than 8x8 of a {size}x{size} image")

@@ -356,6 +356,7 @@ def _train(cfg: TrainConfig, ctx: dist_util.DistContext, callback: Callback | No
                 "lr": lr,
                 "loss": tot_loss / max(tot_seen, 1),
                 "acc": tot_correct / max(tot_seen, 1),
+                "images": tot_seen,
                 "seconds": seconds,
                 "images_per_s": tot_seen / max(seconds, 1e-9),
             }

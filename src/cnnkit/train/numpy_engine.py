@@ -14,7 +14,7 @@ are :mod:`cnnkit.conv`'s; this module adds only the glue the paper's net needs a
                           a = 4 * avg * w_c + b_c  (4 * avg = the sum of each 2x2 block)
 - :class:`MaskedConv2D`   C3: conv's ``Conv2D`` whose filters are zero off the paper's table
                           (their gradient is masked, so they stay zero)
-- :class:`RBFLogits`      output: logits_i = -||a - w_i||^2 / 2 with fixed prototypes w_i
+- :class:`RBFLogits`      output: logits_i = -||a - w_i||^2 / T with fixed prototypes w_i
 """
 
 from __future__ import annotations
@@ -41,13 +41,10 @@ from cnnkit.conv import (
     Tanh,
 )
 from cnnkit.errors import CnnkitError
-from cnnkit.train.config import TrainConfig
+from cnnkit.train.config import NUMPY_MODELS, TrainConfig
 from cnnkit.train.data import DataBundle, random_shift
 
 log = logging.getLogger(__name__)
-
-#: Models the NumPy engine can train.
-NUMPY_MODELS = ("lenet5", "lenet5_modern")
 
 
 # --------------------------------------------------------------------------- glue layers
@@ -109,25 +106,27 @@ class MaskedConv2D(Conv2D):
 
 
 class RBFLogits(Layer):
-    """logits_i = -1/2 sum_j (a_j - w_ij)^2 with fixed prototypes w (n_classes, n_features).
+    """logits_i = -(1/T) sum_j (a_j - w_ij)^2 with fixed prototypes w (n_classes, n_features)
+    and temperature T.
 
-    d logits_i / d a = -(a - w_i), so da = -(sum_i g_i) a + g @ w for upstream g (m, n_classes).
+    d logits_i / d a = -(2/T)(a - w_i), so da = (2/T)(g @ w - (sum_i g_i) a) for upstream g.
     """
 
-    def __init__(self, prototypes: np.ndarray) -> None:
+    def __init__(self, prototypes: np.ndarray, temperature: float = 2.0) -> None:
         super().__init__()
         self.prototypes = np.asarray(prototypes, dtype=np.float32)
+        self.temperature = float(temperature)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.cache = x
         w = self.prototypes
         # ||x - w||^2 = ||x||^2 - 2 x.w + ||w||^2, (m, n_classes)
         d2 = (x * x).sum(1, keepdims=True) - 2.0 * x @ w.T + (w * w).sum(1)[None, :]
-        return -0.5 * d2
+        return -d2 / self.temperature
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         x = self.cache
-        return -dout.sum(1, keepdims=True) * x + dout @ self.prototypes
+        return (2.0 / self.temperature) * (dout @ self.prototypes - dout.sum(1, keepdims=True) * x)
 
 
 # --------------------------------------------------------------------------- translation
@@ -238,7 +237,7 @@ def translate(model: Any) -> tuple[Sequential, list[ParamLink]]:
             if not flat:
                 layers.append(Flatten())
                 flat = True
-            layers.append(RBFLogits(_np(m.prototypes)))
+            layers.append(RBFLogits(_np(m.prototypes), getattr(m, "temperature", 2.0)))
         elif isinstance(m, TorchScaledTanh):
             layers.append(ScaledTanh(m.amplitude, m.slope))
         elif isinstance(m, nn.Tanh):
