@@ -114,6 +114,10 @@ class AlexNet2012(nn.Module):
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = _classifier(256 * 6 * 6, num_classes, dropout)
+        if not self.classifier[1].weight.is_meta:  # meta (shapes only): nothing to fill
+            self._init_as_in_paper()
+
+    def _init_as_in_paper(self) -> None:
         one_bias = {4, 10, 12}  # conv2, conv4, conv5
         for i, m in enumerate(self.features):
             if isinstance(m, nn.Conv2d):

@@ -124,6 +124,8 @@ class PartialConv2d(nn.Module):
         self.register_buffer("index", torch.tensor(flat, dtype=torch.long), persistent=False)
         self.weight = nn.Parameter(torch.empty(len(flat), kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(self.out_channels))
+        if self.weight.is_meta:  # shapes only (cnnkit summary): nothing to fill
+            return
         fan_in = torch.tensor([len(row) * kernel_size**2 for row in table for _ in row])
         bound = (2.4 / fan_in.float().sqrt()).view(-1, 1, 1)  # uniform +-2.4/sqrt(F_i)
         with torch.no_grad():
@@ -199,6 +201,8 @@ class LeNet5(nn.Module):
         self.f6 = nn.Linear(120, 84)  # (N, 84)
         self.act6 = ScaledTanh()
         self.output = RBFOutput(84, num_classes)  # (N, num_classes)
+        if self.c1.weight.is_meta:
+            return
         for m in (self.c1, self.c5, self.f6):  # U(+-2.4/sqrt(F_i)), F_i fan-in (module doc)
             bound = 2.4 / m.weight[0].numel() ** 0.5
             nn.init.uniform_(m.weight, -bound, bound)

@@ -145,4 +145,12 @@ def create_model(
     info = model_info(name)
     if num_classes is None:
         num_classes = info.default_num_classes
+    if weights is not None:  # find (or download) the file before allocating the model
+        from cnnkit.models.weights import resolve_checkpoint, weights_source
+
+        resolve_checkpoint(
+            weights_source(name, weights),
+            download=bool(kwargs.get("download", False)),
+            progress=bool(kwargs.get("progress", True)),
+        )
     return info.builder(weights=weights, num_classes=num_classes, **kwargs)

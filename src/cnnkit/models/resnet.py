@@ -163,6 +163,8 @@ Block = type[BasicBlock] | type[Bottleneck]
 
 
 def _init_resnet(model: nn.Module, zero_init_residual: bool) -> None:
+    if next(model.parameters()).is_meta:  # shapes only (cnnkit summary): nothing to fill
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

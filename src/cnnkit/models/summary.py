@@ -1,8 +1,8 @@
 """The layer table of the notes: each layer's output n_H x n_W x n_C, parameters, multiply-adds.
 
 One forward pass with hooks on the leaf modules records what each layer outputs. The pass runs on
-the ``meta`` device when the model lives there (no memory, no arithmetic: VGG-16 is summarised in
-well under a second), or on a real batch of one otherwise.
+the ``meta`` device when the model lives there (no memory, no arithmetic; the first pass in a
+process pays PyTorch's import of its shape functions, ~3 s), or on a real batch of one otherwise.
 
 Counting rules, per image:
 

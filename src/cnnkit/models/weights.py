@@ -299,17 +299,23 @@ def load_weights(
     return model
 
 
-def load_pretrained(model: Any, arch: str, weights: Any, num_classes: int, **kwargs: Any) -> Any:
-    """What builders call for ``weights=...``: ``None`` leaves the model as initialised;
-    ``"DEFAULT"`` means the record of ``arch``; anything else is passed to :func:`load_weights`.
-    The head is kept fresh when ``num_classes`` differs from the checkpoint's."""
-    if weights is None:
-        return model
+def weights_source(arch: str, weights: Any) -> Any:
+    """What ``weights=`` of a builder means: ``"DEFAULT"`` is the record of ``arch``; anything
+    else (a path, a record name, a :class:`WeightsRecord`) is itself."""
     if isinstance(weights, str) and weights.upper() == "DEFAULT":
         if arch not in WEIGHTS:
             raise WeightsError(
                 f"no published checkpoint for {arch}",
                 hint=f"pass a path, or use one of: {', '.join(sorted(WEIGHTS))}",
             )
-        weights = WEIGHTS[arch]
-    return load_weights(model, weights, replace_head=True, **kwargs)
+        return WEIGHTS[arch]
+    return weights
+
+
+def load_pretrained(model: Any, arch: str, weights: Any, num_classes: int, **kwargs: Any) -> Any:
+    """What builders call for ``weights=...``: ``None`` leaves the model as initialised;
+    ``"DEFAULT"`` means the record of ``arch``; anything else is passed to :func:`load_weights`.
+    The head is kept fresh when ``num_classes`` differs from the checkpoint's."""
+    if weights is None:
+        return model
+    return load_weights(model, weights_source(arch, weights), replace_head=True, **kwargs)
