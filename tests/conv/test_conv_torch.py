@@ -83,8 +83,7 @@ def test_conv2d_forward_backward_match_torch(case, seed):
 def test_every_gemm_strategy_matches_torch(case, merge, im2col, monkeypatch, rng):
     """Both GEMM strategies and both group layouts, whatever the heuristics would pick."""
     n, c, h, w, o, fh, fw, stride, padding = case
-    monkeypatch.setattr(fn, "IM2COL_BELOW_CHANNELS", 10_000 if im2col else 0)
-    monkeypatch.setattr(fn, "make_plan", lambda *a: make_plan(*a, merge=merge))
+    monkeypatch.setattr(fn, "make_plan", lambda *a: make_plan(*a, merge=merge, im2col=im2col))
     x, wt, b = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, fh, fw)), np.ones(o)
     y, cache = conv2d_forward(x, wt, b, stride, padding)
     assert cache.plan.merged == merge and (cache.cols is not None) == im2col

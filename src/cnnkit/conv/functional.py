@@ -15,7 +15,8 @@ How it is computed, without a Python loop over pixels (layout in :mod:`cnnkit.co
   in place (strided BLAS) and accumulating in place (beta = 1): no im2col copy at all.
 * "im2col" (few input channels, where a GEMM with an inner size of 3 would be memory bound): the
   f_h*f_w windows of each image are copied into a (f_h f_w n_C_prev + 1, n_H n_W) matrix whose
-  last row is ones (for the bias), then one GEMM per image writes straight into the output.
+  last row is ones (for the bias), then one GEMM per image writes straight into the output
+  (small images: one matrix and one GEMM for the whole batch).
 * Backward uses the same layouts: dW_uv = dY[g] @ Z[g, phase, :, shift:shift+L]^T, and dx is the
   transposed convolution dZ[g, phase, :, shift:shift+L] += W_uv^T @ dY[g], then un-phased; for
   im2col, [dW | db] = dZ @ cols^T and dcols = W^T @ dZ is added back window by window (col2im).
@@ -39,9 +40,6 @@ from cnnkit.conv.plan import (
 )
 from cnnkit.conv.shapes import IntPair, Pad4, Padding, check_ndim, pair
 from cnnkit.errors import ShapeError
-
-# Use im2col when n_C_prev is below this; above it one GEMM per offset is fast enough.
-IM2COL_BELOW_CHANNELS = 32
 
 
 def _float_dtype(*arrays: Any) -> np.dtype:
@@ -88,10 +86,6 @@ class ConvCache:
     has_bias: bool
 
 
-def _use_im2col(plan: ConvPlan) -> bool:
-    return plan.c_in < IM2COL_BELOW_CHANNELS
-
-
 def _w_offsets(weight: np.ndarray) -> np.ndarray:
     """(n_C, n_C_prev, f_h, f_w) -> (f_h f_w, n_C, n_C_prev): W_uv, contiguous per offset."""
     c_out, c_in, fh, fw = weight.shape
@@ -111,17 +105,26 @@ def _window(xp: np.ndarray, u: int, v: int, plan: ConvPlan) -> np.ndarray:
 
 
 def _im2col(x: np.ndarray, plan: ConvPlan, ones_row: bool) -> np.ndarray:
-    """(m, f_h f_w n_C_prev [+ 1], n_H n_W): row (u, v, c') holds x_pad[:, c', h s + u, w s + v]."""
-    (fh, fw), c = plan.kernel, plan.c_in
+    """im2col matrix (G, f_h f_w n_C_prev [+ 1], M_c), rows ordered (u, v, c').
+
+    Row (u, v, c') holds x_pad[i, c', h s_h + u, w s_w + v] at column (h, w) of image i: per image
+    (G = m, M_c = n_H n_W), or for the whole batch at once (merged: G = 1, M_c = m n_H n_W).
+    """
+    (fh, fw), c, n, oh, ow = plan.kernel, plan.c_in, plan.n, plan.out_h, plan.out_w
     k = fh * fw * c
-    cols = np.empty((plan.n, k + ones_row, plan.out_h * plan.out_w), dtype=x.dtype)
+    g, mc = (1, n * oh * ow) if plan.merged else (n, oh * ow)
+    cols = np.empty((g, k + ones_row, mc), dtype=x.dtype)
     if ones_row:
         cols[:, k, :] = 1
     xp = pad(x, plan.pad4) if any(plan.pad4) else x
-    c5 = cols[:, :k].reshape(plan.n, fh * fw, c, plan.out_h, plan.out_w)
     for u in range(fh):
         for v in range(fw):
-            c5[:, u * fw + v] = _window(xp, u, v, plan)
+            r = (u * fw + v) * c
+            win = _window(xp, u, v, plan)  # (m, C, n_H, n_W)
+            if plan.merged:
+                cols[0, r : r + c].reshape(c, n, oh, ow)[...] = win.transpose(1, 0, 2, 3)
+            else:
+                cols[:, r : r + c].reshape(n, c, oh, ow)[...] = win
     return cols
 
 
@@ -147,22 +150,30 @@ def conv2d_forward(
         bias = np.asarray(bias, dtype=dt)
         if bias.shape != (plan.c_out,):
             raise ShapeError(f"bias must have shape ({plan.c_out},), got {bias.shape}")
-    if _use_im2col(plan):
+    if plan.im2col:
         return _forward_im2col(x, weight, bias, plan)
     return _forward_offsets(x, weight, bias, plan)
 
 
 def _forward_im2col(x, weight, bias, plan: ConvPlan) -> tuple[np.ndarray, ConvCache]:
-    """Z[i] (n_C, n_H n_W) = [W | b] (n_C, K + 1) @ cols[i] (K + 1, n_H n_W), one GEMM per image."""
+    """Z = [W | b] (n_C, K + 1) @ cols (K + 1, M_c): one GEMM per image, or one for the batch."""
     cols = _im2col(x, plan, bias is not None)
     wm = _w_matrix(weight)
     if bias is not None:
         wm = np.concatenate([wm, bias[:, None]], axis=1)
-    kk, hw, o = wm.shape[1], plan.out_h * plan.out_w, plan.c_out
-    out = np.empty((plan.n, o, plan.out_h, plan.out_w), dtype=x.dtype)
-    for i in range(plan.n):
-        # Fortran terms: out[i] (HW x n_C) = cols[i] (HW x K) @ W (K x n_C).
-        gemm(False, False, hw, o, kk, cols, i * kk * hw, hw, wm, 0, kk, 0.0, out, i * o * hw, hw)
+    kk, o, mc = wm.shape[1], plan.c_out, cols.shape[2]
+    shape = (plan.n, o, plan.out_h, plan.out_w)
+    if plan.merged:
+        ym = np.empty((o, mc), dtype=x.dtype)
+        gemm(False, False, mc, o, kk, cols, 0, mc, wm, 0, kk, 0.0, ym, 0, mc)
+        out = np.ascontiguousarray(ym.reshape(o, plan.n, plan.out_h, plan.out_w).swapaxes(0, 1))
+    else:
+        out = np.empty(shape, dtype=x.dtype)
+        for i in range(plan.n):
+            # Fortran terms: out[i] (HW x n_C) = cols[i] (HW x K) @ W (K x n_C).
+            gemm(
+                False, False, mc, o, kk, cols, i * kk * mc, mc, wm, 0, kk, 0.0, out, i * o * mc, mc
+            )
     return out, ConvCache(None, cols, weight, plan, bias is not None)
 
 
@@ -273,28 +284,32 @@ def conv2d_backward(
 
 
 def _backward_im2col(dout: np.ndarray, cache: ConvCache):
-    """[dW | db] = sum_i dZ[i] @ cols[i]^T; dcols[i] = W^T @ dZ[i], added back window by window."""
+    """[dW | db] = sum_g dZ[g] @ cols[g]^T; dcols[g] = W^T @ dZ[g], added back window by window."""
     plan, wt, cols = cache.plan, cache.weight, cache.cols
     assert cols is not None
-    dout = np.ascontiguousarray(dout)
-    o, c = plan.c_out, plan.c_in
-    (fh, fw), hw = plan.kernel, plan.out_h * plan.out_w
+    o, c, n, oh, ow = plan.c_out, plan.c_in, plan.n, plan.out_h, plan.out_w
+    (fh, fw), (groups, kk, mc) = plan.kernel, cols.shape  # kk = K + 1 with a bias row
+    dm = np.ascontiguousarray(dout.swapaxes(0, 1) if plan.merged else dout)  # G x (n_C, M_c)
     wm = _w_matrix(wt)
-    k, kk = wm.shape[1], cols.shape[1]  # kk = k + 1 with a bias row
+    k = wm.shape[1]
     dwm = np.empty((o, kk), dtype=wt.dtype)
-    dcols = np.empty((plan.n, k, hw), dtype=wt.dtype)
-    for i in range(plan.n):
-        # Fortran: dWm (KK x n_C) += cols[i]^T (KK x HW) @ dZ[i] (HW x n_C).
-        beta = 0.0 if i == 0 else 1.0
-        gemm(True, False, kk, o, hw, cols, i * kk * hw, hw, dout, i * o * hw, hw, beta, dwm, 0, kk)
-        # Fortran: dcols[i] (HW x K) = dZ[i] (HW x n_C) @ W^T (n_C x K).
-        gemm(False, True, hw, k, o, dout, i * o * hw, hw, wm, 0, k, 0.0, dcols, i * k * hw, hw)
+    dcols = np.empty((groups, k, mc), dtype=wt.dtype)
+    for g in range(groups):
+        # Fortran: dWm (KK x n_C) += cols[g]^T (KK x M_c) @ dZ[g] (M_c x n_C).
+        beta = 0.0 if g == 0 else 1.0
+        gemm(True, False, kk, o, mc, cols, g * kk * mc, mc, dm, g * o * mc, mc, beta, dwm, 0, kk)
+        # Fortran: dcols[g] (M_c x K) = dZ[g] (M_c x n_C) @ W^T (n_C x K).
+        gemm(False, True, mc, k, o, dm, g * o * mc, mc, wm, 0, k, 0.0, dcols, g * k * mc, mc)
     top, bottom, left, right = plan.pad4
-    dxp = np.zeros((plan.n, c, plan.h + top + bottom, plan.w + left + right), dtype=wt.dtype)
-    d5 = dcols.reshape(plan.n, fh * fw, c, plan.out_h, plan.out_w)
+    dxp = np.zeros((n, c, plan.h + top + bottom, plan.w + left + right), dtype=wt.dtype)
     for u in range(fh):
         for v in range(fw):
-            _window(dxp, u, v, plan)[...] += d5[:, u * fw + v]
+            r = (u * fw + v) * c
+            if plan.merged:
+                part = dcols[0, r : r + c].reshape(c, n, oh, ow).swapaxes(0, 1)
+            else:
+                part = dcols[:, r : r + c].reshape(n, c, oh, ow)
+            _window(dxp, u, v, plan)[...] += part
     dx = np.ascontiguousarray(dxp[:, :, top : top + plan.h, left : left + plan.w])
     dw = np.ascontiguousarray(dwm[:, :k].reshape(o, fh, fw, c).transpose(0, 3, 1, 2))
     db = dwm[:, k].copy() if cache.has_bias else None

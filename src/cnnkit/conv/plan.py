@@ -25,9 +25,13 @@ import numpy as np
 from cnnkit.conv.shapes import IntPair, Pad4, Padding, out_hw, pair, resolve_padding
 from cnnkit.errors import ShapeError
 
-# Images with fewer wide-layout cells than this are merged into one GEMM group (fewer, larger
-# GEMMs); larger images get one group each, which needs no transpose of batch and channels.
+# Use im2col when n_C_prev is below this; above it one GEMM per kernel offset is fast enough.
+IM2COL_BELOW_CHANNELS = 32
+# Images with fewer cells than this (wide-layout cells for "offsets", output cells for "im2col")
+# are merged into one GEMM group: fewer, larger GEMMs. Larger images get one group each, which
+# needs no transpose of batch and channels.
 MERGE_BELOW = 1024
+MERGE_BELOW_IM2COL = 4096
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class ConvPlan:
     hq: int  # rows of one phase image
     wq: int  # columns of one phase image
     merged: bool  # whole batch in one group
+    im2col: bool  # strategy: im2col + one GEMM per group, else one GEMM per kernel offset
 
     @property
     def groups(self) -> int:
@@ -108,6 +113,7 @@ def make_plan(
     stride: IntPair,
     padding: Padding,
     merge: bool | None = None,
+    im2col: bool | None = None,
 ) -> ConvPlan:
     """Check the shapes of x (m, n_C_prev, H, W) and W (n_C, n_C_prev, f_h, f_w); plan the layout.
 
@@ -131,9 +137,11 @@ def make_plan(
     p4 = resolve_padding(padding, (fh, fw), st)
     oh, ow = out_hw(h, w, (fh, fw), st, p4)
     hq, wq = oh + (fh - 1) // st[0], ow + (fw - 1) // st[1]
+    if im2col is None:
+        im2col = c_in < IM2COL_BELOW_CHANNELS
     if merge is None:
-        merge = n > 1 and hq * wq < MERGE_BELOW
-    return ConvPlan(n, c_in, h, w, c_out, (fh, fw), st, p4, oh, ow, hq, wq, merge)
+        merge = n > 1 and (oh * ow < MERGE_BELOW_IM2COL if im2col else hq * wq < MERGE_BELOW)
+    return ConvPlan(n, c_in, h, w, c_out, (fh, fw), st, p4, oh, ow, hq, wq, merge, im2col)
 
 
 def to_phases(x: np.ndarray, plan: ConvPlan, fill: float = 0.0) -> np.ndarray:

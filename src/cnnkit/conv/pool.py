@@ -80,7 +80,7 @@ def max_pool2d_forward(
             win = _window(xp, u, v, s, o)
             better = win > out  # strict: the first maximum in row-major order wins, as torch
             np.copyto(out, win, where=better)
-            idx[better] = u * k[1] + v
+            np.copyto(idx, u * k[1] + v, where=better)
     return out, PoolCache(x.shape, k, s, p, o, idx)
 
 
