@@ -15,8 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Print the layer table of a registered network, as in the notes: one row per layer "
             "with its output n_H x n_W x n_C, its parameters and its multiply-adds per image, "
             "and the totals at the bottom. Nothing is allocated: the model is built on PyTorch's "
-            "meta device, so even VGG-19 takes seconds and no memory. Parameter-free elementwise layers "
-            "(ReLU, dropout) are left out unless --all is given."
+            "meta device, so even VGG-19 takes seconds and no memory. Parameter-free elementwise "
+            "layers (ReLU, dropout) are left out unless --all is given."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Examples:\n"
