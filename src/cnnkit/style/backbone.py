@@ -99,29 +99,33 @@ def randomize_(features: nn.Sequential, seed: int = RANDOM_SEED) -> nn.Sequentia
     return features
 
 
-@torch.inference_mode(False)
 def normalize_unit_variance_(
-    extractor: FeatureExtractor, image: torch.Tensor, per_channel: bool = True
+    extractor: FeatureExtractor,
+    image: torch.Tensor | Sequence[torch.Tensor],
+    per_channel: bool = True,
 ) -> FeatureExtractor:
     """Rescale each convolution so that its output on ``image`` has unit variance. In place.
 
     Layer by layer, in order: a[l] = W[l] * x + b[l] is computed on ``image`` ``(1, 3, H, W)``,
     then W[l] and b[l] are divided by std(a[l]) (per output channel when ``per_channel``, which
     makes every channel count equally in the Gram matrices). Since ReLU and pooling are
-    positively homogeneous, later layers see the rescaled inputs.
+    positively homogeneous, later layers see the rescaled inputs. Given several images (of any
+    sizes), the variance is pooled over all their positions.
     """
+    images = [image] if isinstance(image, torch.Tensor) else list(image)
     with torch.no_grad():
-        x = (image - extractor.mean) / extractor.std
+        xs = [(x - extractor.mean) / extractor.std for x in images]
         for module in extractor.body:
-            x = module(x)
+            xs = [module(x) for x in xs]
             if isinstance(module, nn.Conv2d):
-                dims = (0, 2, 3) if per_channel else (0, 1, 2, 3)
-                std = x.std(dim=dims, keepdim=True).clamp_min(1e-8)  # (1, n_C, 1, 1) or (1,1,1,1)
-                scale = std.reshape(-1) if per_channel else std.reshape(1)
-                module.weight.div_(scale.view(-1, 1, 1, 1))
+                # (n_C, positions of all images)
+                flat = torch.cat([x.transpose(0, 1).reshape(x.shape[1], -1) for x in xs], dim=1)
+                std = flat.std(dim=1) if per_channel else flat.std().expand(flat.shape[0])
+                std = std.clamp_min(1e-8)  # (n_C,)
+                module.weight.div_(std.view(-1, 1, 1, 1))
                 if module.bias is not None:
-                    module.bias.div_(scale)
-                x = x / std
+                    module.bias.div_(std)
+                xs = [x / std.view(1, -1, 1, 1) for x in xs]
     return extractor
 
 
@@ -183,7 +187,7 @@ def load_features_weights(features: nn.Sequential, path: Path) -> nn.Sequential:
 
 def build_extractor(
     layers: Sequence[str],
-    content: torch.Tensor | None = None,
+    content: torch.Tensor | Sequence[torch.Tensor] | None = None,
     backbone: str = "auto",
     weights: str | Path | None = None,
     download: bool = False,
@@ -196,8 +200,8 @@ def build_extractor(
 
     Args:
         layers: layer names the losses need (content and style).
-        content: the content image ``(1, 3, H, W)`` in [0, 1]; needed by ``random-vgg19`` for the
-            data-dependent normalisation.
+        content: the content image ``(1, 3, H, W)`` in [0, 1] (or a list of images) on which
+            ``random-vgg19`` normalises its layers; required for that backbone.
         backbone: ``auto`` (ImageNet VGG-19 if its weights are found, else ``random-vgg19``),
             ``vgg19`` (ImageNet weights required) or ``random-vgg19``.
         weights: an explicit VGG-19 checkpoint (full torchvision state dict, or only the

@@ -76,9 +76,12 @@ class StyleConfig:
     normalize: bool = True  # divide each layer's cost by its value for G = 0 (see docs)
     pooling: str | None = None  # "max" or "avg"; default: max for ImageNet, avg for random
     random_seed: int = RANDOM_SEED  # seed of the random backbone's weights
+    normalize_on: str = "content"  # random backbone: unit variance on "content" or "content+style"
+    per_channel: bool = True  # random backbone: unit variance per channel (else per layer)
     device: str = "cpu"  # "cpu", "cuda", ... or "auto"
     precision: str = "auto"  # "auto" (bf16 where the CPU has it), "fp32" or "bf16"
     channels_last: bool = False  # channels-last convolutions inside the forward
+    line_search: bool = True  # L-BFGS with a strong-Wolfe line search (else fixed steps)
 
     def resolved_lr(self) -> float:
         if self.lr is not None:
@@ -225,6 +228,10 @@ def _check_config(config: StyleConfig, n_styles: int) -> None:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
     if config.init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {config.init!r}")
+    if config.normalize_on not in ("content", "content+style"):
+        raise ValueError(
+            f"normalize_on must be content or content+style, got {config.normalize_on!r}"
+        )
     if config.precision not in ("auto", "fp32", "bf16"):
         raise ValueError(f"precision must be auto, fp32 or bf16, got {config.precision!r}")
     if config.size < 16:
@@ -337,52 +344,67 @@ def _optimise(
     # the optimised parameter stays contiguous NCHW: torch.optim.LBFGS fails on channels_last
     G = G0.detach().clone().contiguous().requires_grad_(True)
     lr = config.resolved_lr()
+    opt: torch.optim.Optimizer
     if config.optimizer == "lbfgs":
-        # max_iter=1: every step() is exactly one function evaluation and one update, while the
-        # curvature history carries over between steps.
-        opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [G], lr=lr, max_iter=1, history_size=50, tolerance_grad=-1, tolerance_change=-1
+        # one step() runs the whole budget; every closure call is one counted iteration (a
+        # function evaluation, as neural-style counts them). The strong-Wolfe line search
+        # keeps J decreasing, so G does not jump far from the content early on.
+        opt = torch.optim.LBFGS(
+            [G],
+            lr=lr,
+            max_iter=max(1, config.iterations),
+            max_eval=2 * max(1, config.iterations),
+            history_size=50,
+            tolerance_grad=-1,
+            tolerance_change=-1,
+            line_search_fn="strong_wolfe" if config.line_search else None,
         )
     else:
         opt = torch.optim.Adam([G], lr=lr)
-    last: dict[str, float] = {}
     best: dict[str, Any] = {"total": math.inf, "G": G.detach().clone()}
+    count = 0
 
     def closure() -> torch.Tensor:
+        nonlocal count
+        if count >= config.iterations:
+            raise _BudgetSpent
+        count += 1
+        it = offset + count
         opt.zero_grad(set_to_none=True)
         total, c, s, t = objective(G)
         value = float(total.detach())
-        last.update(total=value, content=float(c.detach()), style=float(s.detach()))
-        last.update(tv=float(t.detach()))
-        if value < best["total"]:  # plain L-BFGS can overshoot: keep the best image seen
+        if not math.isfinite(value):
+            raise DivergedError(
+                f"the loss became {value} at iteration {it}",
+                hint="lower --lr or --beta (or use --optimizer lbfgs)",
+            )
+        cv, sv = float(c.detach()), float(s.detach())
+        history.append(it, cv, sv, float(t.detach()), value)
+        if value < best["total"]:  # keep the best image evaluated
             best["total"] = value
             best["G"].copy_(G.detach())
+        bar.update(1)
+        bar.set_postfix(content=f"{cv:.3g}", style=f"{sv:.3g}", J=f"{value:.3g}")
+        if on_snapshot is not None and config.save_every and it % config.save_every == 0:
+            on_snapshot(it, _to_array(best["G"]))
         total.backward()
         return total
 
-    for i in range(config.iterations):
-        it = offset + i + 1
-        try:
+    try:
+        while count < config.iterations:
             opt.step(closure)  # type: ignore[arg-type]
-        except KeyboardInterrupt:
-            history.interrupted = True
-            break
-        if not math.isfinite(last["total"]):
-            raise DivergedError(
-                f"the loss became {last['total']} at iteration {it}",
-                hint="lower --lr or --beta (or use --optimizer lbfgs)",
-            )
-        history.append(it, last["content"], last["style"], last["tv"], last["total"])
-        bar.update(1)
-        bar.set_postfix(
-            content=f"{last['content']:.3g}", style=f"{last['style']:.3g}", J=f"{last['total']:.3g}"
-        )
-        if config.optimizer == "adam":
-            with torch.no_grad():
-                G.clamp_(0, 1)
-        if on_snapshot is not None and config.save_every and it % config.save_every == 0:
-            on_snapshot(it, _to_array(best["G"]))
+            if config.optimizer == "adam":
+                with torch.no_grad():
+                    G.clamp_(0, 1)
+    except _BudgetSpent:
+        pass
+    except KeyboardInterrupt:
+        history.interrupted = True
     return best["G"]
+
+
+class _BudgetSpent(Exception):
+    """Raised by the closure when the iteration budget is used up (inside a line search)."""
 
 
 def _to_array(G: torch.Tensor) -> np.ndarray:
@@ -442,9 +464,18 @@ def transfer(
     color_source = final_content
     if config.preserve_colors:
         final_content = _luminance_only(final_content)
+    norm_images = [final_content]
+    if config.normalize_on == "content+style":
+        style_longest = max(16, round(config.size * config.style_scale))
+        for s in style_pils:
+            t = _pil_to_tensor(_resize_longest(s, style_longest, "a style image"), device)
+            norm_images.append(
+                _luminance_only(t, like=final_content) if config.preserve_colors else t
+            )
     backbone = build_extractor(
         layers,
-        content=final_content,
+        content=norm_images,
+        per_channel=config.per_channel,
         backbone=config.backbone,
         weights=config.weights,
         download=config.download,
