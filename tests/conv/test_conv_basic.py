@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnkit.conv import conv2d, conv2d_backward, convolve2d
+from cnnkit.conv import conv2d, conv2d_backward, conv2d_forward, convolve2d
 
 CASES = [
     # n, c, h, w, o, fh, fw, stride, padding
@@ -55,3 +55,18 @@ def test_convolve2d_flips_kernel(rng):
     k = rng.standard_normal((3, 2, 3, 2))
     np.testing.assert_allclose(convolve2d(x, k), conv2d(x, k[:, :, ::-1, ::-1]))
     assert not np.allclose(convolve2d(x, k), conv2d(x, k))
+
+
+@pytest.mark.parametrize("c", [2, 40])
+def test_empty_batch(c):
+    x, w = np.zeros((0, c, 5, 5), np.float32), np.ones((3, c, 3, 3), np.float32)
+    y, cache = conv2d_forward(x, w, np.zeros(3, np.float32), 2, 1)
+    assert y.shape == tuple(
+        torch.nn.functional.conv2d(
+            torch.from_numpy(x), torch.from_numpy(w), stride=2, padding=1
+        ).shape
+    )
+    dx, dw, db = conv2d_backward(y, cache)
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(dw, 0)
+    np.testing.assert_array_equal(db, 0)

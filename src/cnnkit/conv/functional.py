@@ -80,7 +80,7 @@ class ConvCache:
     """What backward needs: the input in the wide layout (and its im2col), weight, geometry."""
 
     z: np.ndarray | None  # (G, P, n_C_prev, M_g) for the "offsets" strategy
-    cols: np.ndarray | None  # (m, f_h f_w n_C_prev [+ 1], n_H n_W) for "im2col"
+    cols: np.ndarray | None  # (G, f_h f_w n_C_prev [+ 1], M_c) for "im2col"
     weight: np.ndarray  # (n_C, n_C_prev, f_h, f_w)
     plan: ConvPlan
     has_bias: bool
@@ -292,7 +292,7 @@ def _backward_im2col(dout: np.ndarray, cache: ConvCache):
     dm = np.ascontiguousarray(dout.swapaxes(0, 1) if plan.merged else dout)  # G x (n_C, M_c)
     wm = _w_matrix(wt)
     k = wm.shape[1]
-    dwm = np.empty((o, kk), dtype=wt.dtype)
+    dwm = np.zeros((o, kk), dtype=wt.dtype)  # zeros: an empty batch has no GEMM
     dcols = np.empty((groups, k, mc), dtype=wt.dtype)
     for g in range(groups):
         # Fortran: dWm (KK x n_C) += cols[g]^T (KK x M_c) @ dZ[g] (M_c x n_C).
@@ -326,7 +326,7 @@ def _backward_offsets(dout: np.ndarray, cache: ConvCache):
     dz = np.zeros((plan.groups, plan.phases, c, mg), dtype=wt.dtype)
     p_stride = plan.phases * c * mg
     wk = _w_offsets(wt)  # (K, n_C, n_C_prev)
-    dwk = np.empty_like(wk)
+    dwk = np.zeros_like(wk)
     for g in range(plan.groups):
         for k, (ph, sh) in enumerate(plan.offsets):
             z_off = g * p_stride + ph * c * mg + sh

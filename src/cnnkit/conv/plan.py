@@ -185,9 +185,9 @@ def wide_view(y: np.ndarray, plan: ConvPlan) -> np.ndarray:
     """The (m, n_C, n_H, n_W) view of the valid cells of a wide array Y (G, n_C, M_g)."""
     p = plan
     if p.merged:
-        y4 = y.reshape(-1, p.n, p.hq, p.wq)[:, :, : p.out_h, : p.out_w]
+        y4 = y.reshape(y.shape[1], p.n, p.hq, p.wq)[:, :, : p.out_h, : p.out_w]
         return y4.transpose(1, 0, 2, 3)
-    return y.reshape(p.n, -1, p.hq, p.wq)[:, :, : p.out_h, : p.out_w]
+    return y.reshape(p.n, y.shape[1], p.hq, p.wq)[:, :, : p.out_h, : p.out_w]
 
 
 def wide_to_nchw(y: np.ndarray, plan: ConvPlan, bias: np.ndarray | None = None) -> np.ndarray:
