@@ -45,8 +45,16 @@ def _cblas_routines() -> dict[type, Callable[..., None]] | None:
     lib = _numpy_blas_lib()
     if lib is None:
         return None
-    for suffix, int_t in (("64_", ctypes.c_int64), ("", ctypes.c_int)):
-        names = {np.float32: f"scipy_cblas_sgemm{suffix}", np.float64: f"scipy_cblas_dgemm{suffix}"}
+    # NumPy >= 2 wheels: scipy_openblas64_ (ILP64, prefixed); NumPy 1.x wheels: openblas64_.
+    for prefix, suffix, int_t in (
+        ("scipy_", "64_", ctypes.c_int64),
+        ("", "64_", ctypes.c_int64),
+        ("scipy_", "", ctypes.c_int),
+        ("", "", ctypes.c_int),
+    ):
+        names = {
+            t: f"{prefix}cblas_{ch}gemm{suffix}" for t, ch in ((np.float32, "s"), (np.float64, "d"))
+        }
         try:
             fns = {t: getattr(lib, name) for t, name in names.items()}
         except AttributeError:
