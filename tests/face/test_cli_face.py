@@ -312,3 +312,24 @@ def test_calibrate_and_evaluate(tmp_path: Path, capsys) -> None:
         "0.01",
     )
     assert code == 0 and "accuracy at tau 0.0100: 0.5000" in out and "1.0000 +- 0.0000" in out
+
+
+def test_pair_embedder_policy(photos, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from cnnkit.face.pipeline import default_encoder
+    from cnnkit.face.recognize import PairStats, centre_box, pair_embedder, pick_centred
+
+    assert centre_box((250, 250, 3), 0.4) == (75, 175, 175, 75)
+    boxes = [(0, 60, 60, 0), (100, 160, 160, 100), (90, 170, 170, 90)]
+    assert pick_centred(boxes, (250, 250)) == (90, 170, 170, 90)  # same centre: the larger
+    brick = tmp_path / "brick.png"
+    Image.open(photos["noface"]).resize((250, 250)).save(brick)
+    stats = PairStats()
+    enc = default_encoder()
+    emb = pair_embedder(enc, upsample=0, stats=stats)([photos["two"], brick])
+    assert emb.shape == (2, 128) and stats.images == 2 and stats.fallback == 1
+    assert stats.several == 1
+    flipped = pair_embedder(enc, upsample=0, flip=True)([photos["grace"]])
+    plain = pair_embedder(enc, upsample=0)([photos["grace"]])
+    assert 0 < np.linalg.norm(flipped - plain) < 0.2

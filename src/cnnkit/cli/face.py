@@ -212,8 +212,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Pairs file: the LFW format (header 'n_folds<TAB>n', then per fold n matched lines\n"
         "'name i j' and n mismatched lines 'name1 i name2 j'); images are\n"
         "DIR/<name>/<name>_<iiii>.jpg. Each image gives one descriptor: the detected face\n"
-        "nearest the image centre; when none is found, the landmarks are predicted in a centred\n"
-        "box of 0.42 x the image side (LFW images are centred on the person).\n"
+        "nearest the image centre; when none is found, detection is retried with one more\n"
+        "upsampling, then the landmarks are predicted in a centred box of 0.42 x the image side\n"
+        "(LFW images are centred on the person).\n"
     )
     p = _parser(
         fsub,
@@ -524,11 +525,12 @@ def _pair_distances(args: argparse.Namespace, encoder) -> tuple[Any, Any, Any]:
     embedder = pair_embedder(encoder, args.upsample, args.flip, stats)
     d = pair_distances(pairs, args.images, embedder)
     log.info(
-        "%d pairs, %d images: %d with several faces (centred one used), %d without a face "
-        "(centre-box fallback)",
+        "%d pairs, %d images: %d with several faces (centred one used), %d found only with "
+        "one more upsampling, %d without a face (centre-box fallback)",
         len(pairs),
         stats.images,
         stats.several,
+        stats.retried,
         stats.fallback,
     )
     same = np.array([p.same for p in pairs])

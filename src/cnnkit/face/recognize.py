@@ -309,6 +309,7 @@ class PairStats:
 
     images: int = 0
     several: int = 0  # images with several faces (the centred one was used)
+    retried: int = 0  # images whose face was found only with one more upsampling
     fallback: int = 0  # images with no face found (landmarks in the centre box)
 
 
@@ -320,9 +321,10 @@ def pair_embedder(
 ) -> Callable[[list[Path]], np.ndarray]:
     """Return paths -> (n, 128) descriptors, one per image, for pairs benchmarks (LFW).
 
-    Policy: the detected face nearest the image centre; when HOG finds none, the 5 landmarks
-    are predicted inside :func:`centre_box` and the chip aligned from them (LFW images are
-    centred on the person). With ``flip``, each descriptor is the mean of the chip's and its
+    Policy: the detected face nearest the image centre; when HOG finds none, it tries once more
+    with one more upsampling; when it still finds none, the 5 landmarks are predicted inside
+    :func:`centre_box` and the chip aligned from them (LFW images are centred on the person).
+    With ``flip``, each descriptor is the mean of the chip's and its
     mirror image's.
     """
     from cnnkit.face.align import align
@@ -336,6 +338,9 @@ def pair_embedder(
             image = load_image(p)
             boxes = detect(image, upsample)
             stats.images += 1
+            if not boxes:
+                boxes = detect(image, upsample + 1)
+                stats.retried += bool(boxes)
             if not boxes:
                 stats.fallback += 1
                 box = centre_box(image.shape)
