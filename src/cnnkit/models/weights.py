@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _URL_BASE = "https://download.pytorch.org/models/"
-#: The hash part of a file name such as ``resnet50-0676ba61.pth`` (as torch.hub reads it).
-_HASH_RE = re.compile(r"-([a-f0-9]{6,64})\.[A-Za-z0-9]+$")
+#: The hash part of a file name such as ``resnet50-0676ba61.pth``: torch.hub's convention
+#: ``filename-<sha256>.ext``, at least 8 hex digits, just before the extension.
+_HASH_RE = re.compile(r"-([a-f0-9]{8,64})\.[A-Za-z0-9]+$")
 
 
 @dataclass(frozen=True)
