@@ -333,3 +333,25 @@ def test_pair_embedder_policy(photos, tmp_path: Path) -> None:
     flipped = pair_embedder(enc, upsample=0, flip=True)([photos["grace"]])
     plain = pair_embedder(enc, upsample=0)([photos["grace"]])
     assert 0 < np.linalg.norm(flipped - plain) < 0.2
+
+
+def test_python_api_verify_identify(db: Path, photos) -> None:
+    from cnnkit import face
+
+    found = face.identify(str(photos["grace_rot"]), db, upsample=0)
+    assert len(found) == 1
+    box, name, d = found[0]
+    assert name == "Grace" and d < 0.3 and box[2] > box[0]
+    assert face.identify(photos["astro"], db, upsample=0)[0][1] is None
+    assert face.identify(photos["noface"], db, upsample=0) == []
+    with Gallery(db, create=False) as g:
+        grace = g.vectors_of("Grace")[0]
+        assert face.verify(grace + 0.01, "Grace", g) == (True, pytest.approx(0.01 * np.sqrt(128)))
+        assert face.verify(grace + 0.1, "Grace", g, tolerance=0.5)[0] is False
+        # descriptors in, (None box, name, distance) out
+        assert face.identify(np.stack([grace, -grace]), g) == [
+            (None, "Grace", pytest.approx(0.0, abs=1e-3)),
+            (None, None, pytest.approx(2 * np.linalg.norm(grace), rel=1e-4)),
+        ]
+    match, d = face.verify(face.load_image(photos["grace_crop"]), "Grace", db, upsample=0)
+    assert match and d < 0.3
