@@ -187,3 +187,11 @@ def test_not_a_file_nor_a_name(torch_home: Path) -> None:
         load_weights(small_model(), "does-not-exist.pth")
     with pytest.raises(WeightsError, match="no published checkpoint for lenet5"):
         create_model("lenet5", weights="DEFAULT")
+
+
+def test_legacy_serialization_loads(torch_home: Path, tmp_path: Path) -> None:
+    # torchvision's VGG files (vgg19-dcbb9e9d.pth, 2017) predate the zip format
+    src = small_model(0)
+    path = tmp_path / "legacy.pth"
+    torch.save(src.state_dict(), path, _use_new_zipfile_serialization=False)
+    assert_same_weights(src, load_weights(small_model(1), path))
