@@ -19,12 +19,13 @@ f(a) = A tanh(S a), A = 1.7159, S = 2/3. The paper drew each class's 84 fixed RB
 7x12 bitmap of the character; here they are fixed +-1 codes drawn once from a seeded generator
 (the same for every model, for any class count). The network returns logits = -y_i / 10 (the
 log-likelihood of a Gaussian of variance 5 around each prototype, up to a constant), so the class
-with the nearest prototype scores highest and ``cross_entropy`` trains it; the temperature 10
-trained best on the digits (97-98% test accuracy, against ~94% with -y_i / 2).
+with the nearest prototype scores highest and ``cross_entropy`` trains it.
 
 Weights start uniform in +-2.4 / sqrt(F_i) (F_i the unit's fan-in): the paper prints +-2.4 / F_i,
-which at these fan-ins (25 to 400) starts C5 and F6 so small that training stalls near 94% on the
-digits; the square root is the scale of LeCun et al. "Efficient BackProp" (1998).
+which at these fan-ins (25 to 400) starts C5 and F6 very small; the square root is the scale of
+LeCun et al. "Efficient BackProp" (1998). With the paper's literal init and logits -y_i / 2, the
+net stalled near 94% test accuracy on scikit-learn's digits; with these two choices it reaches
+~97.5% in 8 epochs of Adam (lr 1e-3, batch 32).
 
 ``lenet5_modern`` is the textbook variant: ReLU, 2x2 max pools, a full C3 (6 -> 16), FC 120 ->
 84 -> num_classes with a linear output (61,706 parameters for 10 classes).
