@@ -11,7 +11,7 @@ the whole training set in eval mode.
     OMP_NUM_THREADS=1 .venv/bin/python bench/degradation.py [--epochs 12] [--depths 8,20,32,56]
 
 Writes ``bench/out/degradation.png`` (training error per epoch, plain solid / residual dashed)
-and ``bench/out/degradation.md`` (the table). Last line:
+``bench/out/degradation.md`` (the table) and ``degradation.json`` (the curves). Last line:
 ``RESULT plain_deepest_minus_shallowest=<x> residual_deepest_minus_shallowest=<y>``: final
 training error (in percentage points) of the deepest net minus that of the shallowest, per
 family. The claim holds when x > 0 and y <= about 0.
@@ -20,6 +20,7 @@ family. The claim holds when x > 0 and y <= about 0.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -90,7 +91,8 @@ def plot(results: dict[tuple[str, int], list[float]], depths: list[int], path: P
             ax.plot(range(1, len(errs) + 1), errs, color=color, label=f"{family}-{d}")
         ax.set_title(f"{family} networks")
         ax.set_xlabel("epoch")
-        ax.set_yscale("log")
+        ax.set_yscale("symlog", linthresh=1.0)  # log above 1%, linear down to 0
+        ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend()
     axes[0].set_ylabel("training error (%)")
@@ -155,6 +157,8 @@ def main() -> int:
     from cnnkit.io import atomic_write_bytes
 
     atomic_write_bytes(args.out / "degradation.md", (table + "\n").encode())
+    curves = {f"{f}-{d}": errs for (f, d), errs in results.items()}
+    atomic_write_bytes(args.out / "degradation.json", json.dumps(curves, indent=1).encode())
     print(table)
     print(f"wrote {args.out / 'degradation.png'}")
     lo, hi = depths[0], depths[-1]

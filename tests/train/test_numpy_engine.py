@@ -48,6 +48,7 @@ def test_one_sgd_step_matches_torch(rng) -> None:
         for p in model.parameters():
             p -= 0.01 * (p.grad + 5e-4 * p)
     got = trainer.state_dict()
+    assert list(got) == list(model.state_dict())  # buffers included: loads into torch as is
     for key, value in model.state_dict().items():
         if key in got:
             np.testing.assert_allclose(got[key].numpy(), value.numpy(), rtol=1e-3, atol=1e-5)

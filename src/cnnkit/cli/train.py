@@ -9,8 +9,9 @@ from pathlib import Path
 
 TRAIN_EPILOG = """\
 Defaults: with --dataset digits, unset options follow the tuned digits recipe
-(15 epochs, batch 32, Adam, lr 2e-3, cosine schedule) which reaches >= 98%% test accuracy
-with both engines; with --data DIR: 10 epochs, batch 32, Adam, lr 1e-3.
+(20 epochs, batch 32, Adam, lr 2e-3, cosine schedule, random shifts of 2 pixels),
+which reaches >= 98% test accuracy on LeNet-5 with both engines;
+with --data DIR: 10 epochs, batch 32, Adam, lr 1e-3, no shifts.
 
 Examples:
   cnnkit train lenet5 --dataset digits --out digits.pt

@@ -279,6 +279,7 @@ class NumpyTrainer:
             )
         self.cfg = cfg
         self.data = data
+        self.model = model  # the torch twin: its buffers (e.g. RBF prototypes) go in checkpoints
         self.net, self.links = translate(model)
         self.loss_fn = SoftmaxCrossEntropy()
         wd = cfg.weight_decay or 0.0
@@ -324,12 +325,13 @@ class NumpyTrainer:
     # ---- state, in the torch model's names and layouts
 
     def state_dict(self) -> dict[str, Any]:
+        """The torch model's full ``state_dict`` (buffers too) with the NumPy parameters in."""
         import torch
 
-        return {
-            link.key: torch.from_numpy(link.to_torch(link.layer.params[link.name]).copy())
-            for link in self.links
-        }
+        state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        for link in self.links:
+            state[link.key] = torch.from_numpy(link.to_torch(link.layer.params[link.name]).copy())
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for link in self.links:
