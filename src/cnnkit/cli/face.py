@@ -597,7 +597,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     fold_ids, n_folds = _n_folds(folds)
     ev = evaluate_distances(d, same, tau, folds=fold_ids, n_folds=n_folds)
     if args.roc is not None:
-        plot_roc(d, same, args.roc, title=f"ROC on {args.pairs.name}")
+        plot_roc(d, same, args.roc, title=f"ROC, {args.pairs.parent.name or args.pairs.name}")
     if args.json:
         print(json.dumps(ev.as_json()))
     else:

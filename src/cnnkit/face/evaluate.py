@@ -282,7 +282,8 @@ def plot_roc(distances: np.ndarray, same: np.ndarray, path: str | Path, title: s
     ax.plot(np.maximum(far, floor / 2), tar, lw=1.5)
     ax.set_xscale("log")
     ax.set_xlim(floor / 2, 1.0)
-    ax.set_ylim(max(0.0, float(tar.min()) - 0.02), 1.005)
+    shown = tar[far > 0]  # the (0, 0) point is off the log axis
+    ax.set_ylim(max(0.0, float(shown.min()) - 0.02) if len(shown) else 0.0, 1.005)
     ax.set_xlabel("false accept rate (FAR)")
     ax.set_ylabel("true accept rate (TAR)")
     ax.set_title(f"{title} (AUC {roc_auc(distances, same):.4f})")
