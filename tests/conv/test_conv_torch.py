@@ -86,7 +86,7 @@ def test_every_gemm_strategy_matches_torch(case, merge, im2col, monkeypatch, rng
     monkeypatch.setattr(fn, "make_plan", lambda *a: make_plan(*a, merge=merge, im2col=im2col))
     x, wt, b = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, fh, fw)), np.ones(o)
     y, cache = conv2d_forward(x, wt, b, stride, padding)
-    assert cache.plan.merged == merge and (cache.cols is not None) == im2col
+    assert cache.plan.merged == merge and cache.plan.im2col == im2col
     g = rng.standard_normal(y.shape)
     for mine, ref in zip(
         (y, *conv2d_backward(g, cache)), _torch_conv(x, wt, b, stride, padding, g), strict=True

@@ -80,7 +80,8 @@ class ConvCache:
     """What backward needs: the input in the wide layout (and its im2col), weight, geometry."""
 
     z: np.ndarray | None  # (G, P, n_C_prev, M_g) for the "offsets" strategy
-    cols: np.ndarray | None  # (G, f_h f_w n_C_prev [+ 1], M_c) for "im2col"
+    cols: np.ndarray | None  # (f_h f_w n_C_prev [+ 1], m n_H n_W) for merged "im2col"
+    xp: np.ndarray | None  # padded x (m, n_C_prev, H_p, W_p) for per-image "im2col"
     weight: np.ndarray  # (n_C, n_C_prev, f_h, f_w)
     plan: ConvPlan
     has_bias: bool
@@ -104,27 +105,26 @@ def _window(xp: np.ndarray, u: int, v: int, plan: ConvPlan) -> np.ndarray:
     return xp[:, :, u : u + sh * (oh - 1) + 1 : sh, v : v + sw * (ow - 1) + 1 : sw]
 
 
-def _im2col(x: np.ndarray, plan: ConvPlan, ones_row: bool) -> np.ndarray:
-    """im2col matrix (G, f_h f_w n_C_prev [+ 1], M_c), rows ordered (u, v, c').
+def _fill_cols(cols: np.ndarray, xp: np.ndarray, plan: ConvPlan) -> None:
+    """Fill the im2col rows of ``cols`` (>= K rows, m' n_H n_W columns) from x_pad (m', C, ., .).
 
-    Row (u, v, c') holds x_pad[i, c', h s_h + u, w s_w + v] at column (h, w) of image i: per image
-    (G = m, M_c = n_H n_W), or for the whole batch at once (merged: G = 1, M_c = m n_H n_W).
+    Row (u, v, c') holds x_pad[i, c', h s_h + u, w s_w + v] at column (i, h, w); rows past
+    K = f_h f_w n_C_prev (the bias row of ones) are left alone.
     """
-    (fh, fw), c, n, oh, ow = plan.kernel, plan.c_in, plan.n, plan.out_h, plan.out_w
-    k = fh * fw * c
-    g, mc = (1, n * oh * ow) if plan.merged else (n, oh * ow)
-    cols = np.empty((g, k + ones_row, mc), dtype=x.dtype)
-    if ones_row:
-        cols[:, k, :] = 1
-    xp = pad(x, plan.pad4) if any(plan.pad4) else x
+    (fh, fw), c, oh, ow = plan.kernel, plan.c_in, plan.out_h, plan.out_w
+    n = xp.shape[0]
     for u in range(fh):
         for v in range(fw):
             r = (u * fw + v) * c
-            win = _window(xp, u, v, plan)  # (m, C, n_H, n_W)
-            if plan.merged:
-                cols[0, r : r + c].reshape(c, n, oh, ow)[...] = win.transpose(1, 0, 2, 3)
-            else:
-                cols[:, r : r + c].reshape(n, c, oh, ow)[...] = win
+            win = _window(xp, u, v, plan)  # (m', C, n_H, n_W)
+            cols[r : r + c].reshape(c, n, oh, ow)[...] = win.transpose(1, 0, 2, 3)
+
+
+def _cols_buffer(plan: ConvPlan, images: int, ones_row: bool, dtype: Any) -> np.ndarray:
+    k = plan.kernel[0] * plan.kernel[1] * plan.c_in
+    cols = np.empty((k + ones_row, images * plan.out_h * plan.out_w), dtype=dtype)
+    if ones_row:
+        cols[k] = 1
     return cols
 
 
@@ -156,25 +156,29 @@ def conv2d_forward(
 
 
 def _forward_im2col(x, weight, bias, plan: ConvPlan) -> tuple[np.ndarray, ConvCache]:
-    """Z = [W | b] (n_C, K + 1) @ cols (K + 1, M_c): one GEMM per image, or one for the batch."""
-    cols = _im2col(x, plan, bias is not None)
+    """Z = [W | b] (n_C, K + 1) @ cols (K + 1, M_c): one GEMM for the batch (small images), or
+    one per image with a cols buffer that stays in cache."""
+    xp = pad(x, plan.pad4) if any(plan.pad4) else x
     wm = _w_matrix(weight)
     if bias is not None:
         wm = np.concatenate([wm, bias[:, None]], axis=1)
-    kk, o, mc = wm.shape[1], plan.c_out, cols.shape[2]
-    shape = (plan.n, o, plan.out_h, plan.out_w)
+    kk, o, n = wm.shape[1], plan.c_out, plan.n
+    hw = plan.out_h * plan.out_w
     if plan.merged:
+        cols = _cols_buffer(plan, n, bias is not None, x.dtype)
+        _fill_cols(cols, xp, plan)
+        mc = n * hw
         ym = np.empty((o, mc), dtype=x.dtype)
         gemm(False, False, mc, o, kk, cols, 0, mc, wm, 0, kk, 0.0, ym, 0, mc)
-        out = np.ascontiguousarray(ym.reshape(o, plan.n, plan.out_h, plan.out_w).swapaxes(0, 1))
-    else:
-        out = np.empty(shape, dtype=x.dtype)
-        for i in range(plan.n):
-            # Fortran terms: out[i] (HW x n_C) = cols[i] (HW x K) @ W (K x n_C).
-            gemm(
-                False, False, mc, o, kk, cols, i * kk * mc, mc, wm, 0, kk, 0.0, out, i * o * mc, mc
-            )
-    return out, ConvCache(None, cols, weight, plan, bias is not None)
+        out = np.ascontiguousarray(ym.reshape(o, n, plan.out_h, plan.out_w).swapaxes(0, 1))
+        return out, ConvCache(None, cols, None, weight, plan, bias is not None)
+    out = np.empty((n, o, plan.out_h, plan.out_w), dtype=x.dtype)
+    buf = _cols_buffer(plan, 1, bias is not None, x.dtype)
+    for i in range(n):
+        _fill_cols(buf, xp[i : i + 1], plan)
+        # Fortran terms: out[i] (HW x n_C) = cols (HW x K) @ W (K x n_C).
+        gemm(False, False, hw, o, kk, buf, 0, hw, wm, 0, kk, 0.0, out, i * o * hw, hw)
+    return out, ConvCache(None, None, xp, weight, plan, bias is not None)
 
 
 def _forward_offsets(x, weight, bias, plan: ConvPlan) -> tuple[np.ndarray, ConvCache]:
@@ -190,7 +194,7 @@ def _forward_offsets(x, weight, bias, plan: ConvPlan) -> tuple[np.ndarray, ConvC
             beta = 0.0 if k == 0 else 1.0
             gemm(False, False, L, o, c, z, a_off, mg, wk, k * o * c, c, beta, y, g * o * mg, mg)
     out = wide_to_nchw(y, plan, bias)
-    return out, ConvCache(z, None, weight, plan, bias is not None)
+    return out, ConvCache(z, None, None, weight, plan, bias is not None)
 
 
 def conv2d(
@@ -275,7 +279,7 @@ def conv2d_backward(
     expect = (plan.n, plan.c_out, plan.out_h, plan.out_w)
     if dout.shape != expect:
         raise ShapeError(f"dout must have shape {expect}, got {dout.shape}")
-    if cache.cols is not None:
+    if plan.im2col:
         dx, dw, db = _backward_im2col(dout, cache)
     else:
         dx, dw = _backward_offsets(dout, cache)
@@ -284,32 +288,47 @@ def conv2d_backward(
 
 
 def _backward_im2col(dout: np.ndarray, cache: ConvCache):
-    """[dW | db] = sum_g dZ[g] @ cols[g]^T; dcols[g] = W^T @ dZ[g], added back window by window."""
-    plan, wt, cols = cache.plan, cache.weight, cache.cols
-    assert cols is not None
+    """[dW | db] = sum dZ @ cols^T; dcols = W^T @ dZ, added back window by window (col2im)."""
+    plan, wt = cache.plan, cache.weight
     o, c, n, oh, ow = plan.c_out, plan.c_in, plan.n, plan.out_h, plan.out_w
-    (fh, fw), (groups, kk, mc) = plan.kernel, cols.shape  # kk = K + 1 with a bias row
-    dm = np.ascontiguousarray(dout.swapaxes(0, 1) if plan.merged else dout)  # G x (n_C, M_c)
+    (fh, fw), hw = plan.kernel, oh * ow
     wm = _w_matrix(wt)
     k = wm.shape[1]
+    kk = k + cache.has_bias  # the bias row of ones
     dwm = np.zeros((o, kk), dtype=wt.dtype)  # zeros: an empty batch has no GEMM
-    dcols = np.empty((groups, k, mc), dtype=wt.dtype)
-    for g in range(groups):
-        # Fortran: dWm (KK x n_C) += cols[g]^T (KK x M_c) @ dZ[g] (M_c x n_C).
-        beta = 0.0 if g == 0 else 1.0
-        gemm(True, False, kk, o, mc, cols, g * kk * mc, mc, dm, g * o * mc, mc, beta, dwm, 0, kk)
-        # Fortran: dcols[g] (M_c x K) = dZ[g] (M_c x n_C) @ W^T (n_C x K).
-        gemm(False, True, mc, k, o, dm, g * o * mc, mc, wm, 0, k, 0.0, dcols, g * k * mc, mc)
     top, bottom, left, right = plan.pad4
     dxp = np.zeros((n, c, plan.h + top + bottom, plan.w + left + right), dtype=wt.dtype)
-    for u in range(fh):
-        for v in range(fw):
-            r = (u * fw + v) * c
-            if plan.merged:
-                part = dcols[0, r : r + c].reshape(c, n, oh, ow).swapaxes(0, 1)
-            else:
-                part = dcols[:, r : r + c].reshape(n, c, oh, ow)
-            _window(dxp, u, v, plan)[...] += part
+
+    def col2im(dcols: np.ndarray, images: slice, m: int) -> None:
+        for u in range(fh):
+            for v in range(fw):
+                r = (u * fw + v) * c
+                part = dcols[r : r + c].reshape(c, m, oh, ow).swapaxes(0, 1)
+                _window(dxp[images], u, v, plan)[...] += part
+
+    if plan.merged:
+        cols = cache.cols
+        assert cols is not None
+        mc = n * hw
+        dm = np.ascontiguousarray(dout.swapaxes(0, 1))  # (n_C, m, n_H, n_W)
+        dcols = np.empty((k, mc), dtype=wt.dtype)
+        # Fortran: dWm (KK x n_C) = cols^T (KK x M_c) @ dZ (M_c x n_C).
+        gemm(True, False, kk, o, mc, cols, 0, mc, dm, 0, mc, 0.0, dwm, 0, kk)
+        # Fortran: dcols (M_c x K) = dZ (M_c x n_C) @ W^T (n_C x K).
+        gemm(False, True, mc, k, o, dm, 0, mc, wm, 0, k, 0.0, dcols, 0, mc)
+        col2im(dcols, slice(None), n)
+    else:
+        xp = cache.xp
+        assert xp is not None
+        dm = np.ascontiguousarray(dout)
+        buf = _cols_buffer(plan, 1, cache.has_bias, wt.dtype)
+        dcols = np.empty((k, hw), dtype=wt.dtype)
+        for i in range(n):
+            _fill_cols(buf, xp[i : i + 1], plan)
+            beta = 0.0 if i == 0 else 1.0
+            gemm(True, False, kk, o, hw, buf, 0, hw, dm, i * o * hw, hw, beta, dwm, 0, kk)
+            gemm(False, True, hw, k, o, dm, i * o * hw, hw, wm, 0, k, 0.0, dcols, 0, hw)
+            col2im(dcols, slice(i, i + 1), 1)
     dx = np.ascontiguousarray(dxp[:, :, top : top + plan.h, left : left + plan.w])
     dw = np.ascontiguousarray(dwm[:, :k].reshape(o, fh, fw, c).transpose(0, 3, 1, 2))
     db = dwm[:, k].copy() if cache.has_bias else None
