@@ -233,7 +233,7 @@ class _SilentBar:
     def __iter__(self) -> Iterator[Any]:
         return iter(self.batches)
 
-    def set_postfix(self, **kwargs: Any) -> None:
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
         return None
 
     def close(self) -> None:
@@ -341,8 +341,11 @@ def _train(cfg: TrainConfig, ctx: dist_util.DistContext, callback: Callback | No
                 correct += b_correct
                 seen += b_n
                 rate = seen / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(
-                    loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", img_s=f"{rate:.0f}"
+                bar.set_postfix(  # shown at the bar's next refresh, not once per batch
+                    loss=f"{loss_sum / seen:.4f}",
+                    acc=f"{correct / seen:.3f}",
+                    img_s=f"{rate:.0f}",
+                    refresh=False,
                 )
                 if callback is not None:
                     callback("batch_end", {"epoch": epoch, "step": step, "loss": b_loss / b_n})
