@@ -29,6 +29,16 @@ def input_channels(model: Any) -> int:
     return 3
 
 
+def registry_channels(name: str) -> int | None:
+    """n_C of the input the registry records for ``name`` (None when it records none)."""
+    try:
+        from cnnkit.models import model_info
+
+        return int(model_info(name).input_size[0])
+    except (ImportError, AttributeError, IndexError):
+        return None
+
+
 def default_image_size(name: str) -> int:
     """n_H of the input the architecture was designed for (the registry's ``input_size``);
     32 for LeNet-5 and the CIFAR-style ResNets, 224 for the ImageNet networks."""

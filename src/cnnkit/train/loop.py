@@ -23,7 +23,13 @@ import numpy as np
 from cnnkit.errors import CnnkitError, WeightsError
 from cnnkit.progress import progress
 from cnnkit.train import distributed as dist_util
-from cnnkit.train.build import create, default_image_size, input_channels, load_start_weights
+from cnnkit.train.build import (
+    create,
+    default_image_size,
+    input_channels,
+    load_start_weights,
+    registry_channels,
+)
 from cnnkit.train.checkpoint import load_checkpoint, save_checkpoint
 from cnnkit.train.config import TrainConfig, learning_rate
 from cnnkit.train.data import DataBundle, load_data, random_shift
@@ -206,10 +212,11 @@ def _config_record(cfg: TrainConfig) -> dict[str, Any]:
 def prepare(cfg: TrainConfig, ctx: dist_util.DistContext | None = None) -> tuple[Any, DataBundle]:
     """Build the torch model (seeded) and the data for ``cfg`` (already resolved)."""
     _seed_everything(cfg.seed)
-    # The class count is known only after reading the data, and the channels only from the model:
-    # build a 2-class probe to learn n_C, then the real model.
-    probe = create(cfg.model, 2, **cfg.model_kwargs)
-    channels = input_channels(probe)
+    # The class count is known only after reading the data, the channels before: from the
+    # registry's input size (or in_channels=), else from a small 2-class probe of the model.
+    channels = cfg.model_kwargs.get("in_channels") or registry_channels(cfg.model)
+    if channels is None:
+        channels = input_channels(create(cfg.model, 2, **cfg.model_kwargs))
     image_size = cfg.image_size or default_image_size(cfg.model)
     data = load_data(
         data=cfg.data,
