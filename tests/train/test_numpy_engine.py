@@ -8,7 +8,7 @@ import torch
 
 from cnnkit.models import create_model
 from cnnkit.train import TrainConfig, load_digits_split, train
-from cnnkit.train.evaluate import predict_arrays
+from cnnkit.train.evaluate import evaluate_model, load_trained, predict_arrays
 from cnnkit.train.numpy_engine import ChannelAffine, RBFLogits, ScaledTanh, translate
 
 
@@ -94,8 +94,9 @@ def test_glue_layer_gradients(kind: str, rng) -> None:
         np.testing.assert_allclose(layer.grads[name], _numeric_grad(f, p), rtol=1e-5, atol=1e-7)
 
 
-def test_numpy_engine_learns_digits_in_one_epoch() -> None:
-    cfg = TrainConfig("lenet5_modern", dataset="digits", engine="numpy", epochs=1, out=None)
+def test_numpy_engine_learns_digits_in_one_epoch(tmp_path) -> None:
+    ckpt = tmp_path / "np.pt"
+    cfg = TrainConfig("lenet5_modern", dataset="digits", engine="numpy", epochs=1, out=str(ckpt))
     result = train(cfg)
     final = result.final
     assert final["loss"] < 2.0  # ln 10 = 2.30 at chance
@@ -104,3 +105,7 @@ def test_numpy_engine_learns_digits_in_one_epoch() -> None:
     test = load_digits_split(32).test
     probs = predict_arrays(result.model.eval(), test.x)
     assert (probs.argmax(1) == test.y).mean() == pytest.approx(final["val_acc"], abs=1e-9)
+    # ... and the checkpoint evaluates the same through `cnnkit evaluate`'s code path
+    ev = evaluate_model(load_trained(ckpt, "lenet5_modern"), dataset="digits")
+    assert ev.n == 360 and ev.accuracy == pytest.approx(final["val_acc"], abs=1e-9)
+    assert ev.confusion.sum() == 360
