@@ -93,3 +93,19 @@ def test_bad_options(images) -> None:
         transfer(content, [style, style], SMALL, style_blend_weights=[1.0])
     with pytest.raises(ValueError, match="optimizer"):
         transfer(content, style, SMALL, optimizer="sgd")
+
+
+def test_multiscale_runs_coarse_then_fine(images) -> None:
+    content, style = images
+    image, history = transfer(content, style, SMALL, size=64, iterations=2, multiscale=True)
+    assert image.shape == (46, 64, 3)
+    assert history.iteration == [1, 2, 3, 4]
+
+
+def test_swirl_painting_is_seeded() -> None:
+    from cnnkit.style.paint import swirl_painting
+
+    a, b, c = swirl_painting(32, seed=1), swirl_painting(32, seed=1), swirl_painting(32, seed=2)
+    assert a.shape == (32, 32, 3) and a.dtype == np.float32
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+    assert np.array_equal(a, b) and not np.array_equal(a, c)

@@ -96,10 +96,12 @@ class FeatureExtractor(nn.Module):
         self.index = {name: valid[name] for name in self.layers}
         last = max(self.index.values())
         body: list[nn.Module] = []
-        for module in list(features)[: last + 1]:
+        returned = set(self.index.values())
+        for index, module in enumerate(list(features)[: last + 1]):
             if isinstance(module, nn.ReLU):
-                # in-place ReLU would overwrite a returned conv output
-                module = nn.ReLU(inplace=False)
+                # in place saves one activation map per layer, except right after a returned
+                # layer, whose output it would overwrite
+                module = nn.ReLU(inplace=index - 1 not in returned)
             elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and pooling == "avg":
                 module = nn.AvgPool2d(kernel_size=2, stride=2)
             body.append(module)

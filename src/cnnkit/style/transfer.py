@@ -454,7 +454,7 @@ def transfer(
     blend = [w / sum(blend) for w in blend]
 
     sizes = [config.size]
-    if config.multiscale and config.size >= 128:
+    if config.multiscale and config.size >= 64:
         sizes = [config.size // 2, config.size]
 
     layers = [config.content_layer, *config.style_layers]
