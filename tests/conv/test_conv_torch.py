@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -56,14 +59,25 @@ def _torch_conv(x, wt, b, stride, padding, g):
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 @settings(max_examples=60, deadline=None)
-@given(case=conv_cases(), seed=st.integers(0, 2**16))
-def test_conv2d_forward_backward_match_torch(case, seed):
+@given(
+    case=conv_cases(),
+    seed=st.integers(0, 2**16),
+    layout=st.sampled_from([None, (False, False), (False, True), (True, False), (True, True)]),
+)
+def test_conv2d_forward_backward_match_torch(case, seed, layout):
+    """layout: (merge, im2col) forced, or None for what the heuristics pick."""
     n, c, h, w, o, fh, fw, stride, padding, dtype = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     wt = rng.standard_normal((o, c, fh, fw)).astype(dtype)
     b = rng.standard_normal(o).astype(dtype)
-    y, cache = conv2d_forward(x, wt, b, stride, padding)
+    if layout is None:
+        y, cache = conv2d_forward(x, wt, b, stride, padding)
+    else:
+        forced = functools.partial(make_plan, merge=layout[0], im2col=layout[1])
+        with mock.patch.object(fn, "make_plan", forced):
+            y, cache = conv2d_forward(x, wt, b, stride, padding)
+        assert (cache.plan.merged, cache.plan.im2col) == layout
     g = rng.standard_normal(y.shape).astype(dtype)
     ty, tdx, tdw, tdb = _torch_conv(x, wt, b, stride, padding, g)
     assert y.shape == ty.shape and y.dtype == dtype

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
+import cnnkit.conv.functional as fn
 from cnnkit.conv import (
     AvgPool2D,
     Conv2D,
@@ -16,6 +19,7 @@ from cnnkit.conv import (
     conv2d_backward,
     conv2d_forward,
 )
+from cnnkit.conv.plan import make_plan
 
 
 def numeric_grad(f, a: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -37,7 +41,9 @@ def numeric_grad(f, a: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 @pytest.mark.parametrize(
     "stride,padding,c", [(1, 1, 2), (2, (0, 1), 3), (1, "same", 2), ((2, 1), 2, 33)]
 )
-def test_conv2d_gradients_numeric(stride, padding, c, rng):
+@pytest.mark.parametrize("im2col", [True, False])
+def test_conv2d_gradients_numeric(stride, padding, c, im2col, rng, monkeypatch):
+    monkeypatch.setattr(fn, "make_plan", functools.partial(make_plan, im2col=im2col))
     x = rng.standard_normal((2, c, 5, 6))
     w = rng.standard_normal((3, c, 3, 2))
     b = rng.standard_normal(3)

@@ -25,13 +25,19 @@ import numpy as np
 from cnnkit.conv.shapes import IntPair, Pad4, Padding, out_hw, pair, resolve_padding
 from cnnkit.errors import ShapeError
 
-# Use im2col when n_C_prev is below this; above it one GEMM per kernel offset is fast enough.
+# Strategy and layout heuristics, measured at one thread (bench/conv.py and docs/conv.md):
+# im2col (+ one GEMM with a long inner dimension) when there are few input channels, where a
+# GEMM per offset with an inner size of n_C_prev is memory bound, or when the image is small, where
+# the im2col copy is cheap next to the GEMM; one GEMM per kernel offset otherwise.
 IM2COL_BELOW_CHANNELS = 32
-# Images with fewer cells than this (wide-layout cells for "offsets", output cells for "im2col")
-# are merged into one GEMM group: fewer, larger GEMMs. Larger images get one group each, which
-# needs no transpose of batch and channels.
+# "Small": fewer wide-layout cells (H_q * W_q) than this. Small images also merge the whole batch
+# into one GEMM group (fewer, larger GEMMs); larger images get one group each, which needs no
+# transpose of batch and channels.
 MERGE_BELOW = 1024
+# im2col merges the batch below this many output cells per image, unless the merged matrix would
+# hold more than MERGED_COLS_MAX elements (it then goes image by image through one buffer).
 MERGE_BELOW_IM2COL = 4096
+MERGED_COLS_MAX = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -137,10 +143,15 @@ def make_plan(
     p4 = resolve_padding(padding, (fh, fw), st)
     oh, ow = out_hw(h, w, (fh, fw), st, p4)
     hq, wq = oh + (fh - 1) // st[0], ow + (fw - 1) // st[1]
+    small = hq * wq < MERGE_BELOW
     if im2col is None:
-        im2col = c_in < IM2COL_BELOW_CHANNELS
+        im2col = c_in < IM2COL_BELOW_CHANNELS or small
     if merge is None:
-        merge = n > 1 and (oh * ow < MERGE_BELOW_IM2COL if im2col else hq * wq < MERGE_BELOW)
+        if im2col:
+            cols = (fh * fw * c_in + 1) * n * oh * ow
+            merge = n > 1 and oh * ow < MERGE_BELOW_IM2COL and cols <= MERGED_COLS_MAX
+        else:
+            merge = n > 1 and small
     return ConvPlan(n, c_in, h, w, c_out, (fh, fw), st, p4, oh, ow, hq, wq, merge, im2col)
 
 
