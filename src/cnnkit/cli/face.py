@@ -31,6 +31,21 @@ Examples:
 """
 
 
+def _count(minimum: int):
+    """argparse type: an integer >= minimum."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 # -- options shared by the subcommands ------------------------------------------------------
 def _db_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -63,7 +78,7 @@ def _model_opts(p: argparse.ArgumentParser, tolerance: bool = True) -> None:
     )
     p.add_argument(
         "--upsample",
-        type=int,
+        type=_count(0),
         default=1,
         metavar="N",
         help="double the image N times before HOG detection: 1 finds faces down to about "
@@ -147,11 +162,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", metavar="PHOTO|DIR", nargs="+", type=Path)
     p.add_argument(
-        "--batch-size", type=int, default=32, metavar="N", help="faces per encoder batch (32)"
+        "--batch-size", type=_count(1), default=32, metavar="N", help="faces per encoder batch (32)"
     )
     p.add_argument(
         "--cpus",
-        type=int,
+        type=_count(1),
         default=1,
         metavar="N",
         help="processes for reading and detecting (default: 1)",
@@ -182,7 +197,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Example:\n  cnnkit face detect photos/ --upsample 0",
     )
     p.add_argument("inputs", metavar="PHOTO|DIR", nargs="+", type=Path)
-    p.add_argument("--upsample", type=int, default=1, metavar="N", help="HOG upsampling (1)")
+    p.add_argument("--upsample", type=_count(0), default=1, metavar="N", help="HOG upsampling (1)")
     p.set_defaults(func=run_detect)
 
     p = _parser(
@@ -274,7 +289,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="start from dlib's weights (default), random weights, or a model file",
     )
     p.add_argument("--margin", type=float, default=0.2, help="alpha of the triplet loss (0.2)")
-    p.add_argument("--epochs", type=int, default=5, help="total epochs (5)")
+    p.add_argument("--epochs", type=_count(1), default=5, help="total epochs (5)")
     p.add_argument(
         "--mining",
         choices=("semi-hard", "batch-hard"),
@@ -285,12 +300,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--lr", type=float, default=None, help="Adam rate (1e-4 fine-tune, 1e-3 scratch)"
     )
-    p.add_argument("--persons", type=int, default=8, metavar="P", help="persons per batch (8)")
-    p.add_argument("--photos", type=int, default=4, metavar="K", help="photos per person (4)")
-    p.add_argument("--steps", type=int, default=None, help="steps per epoch (photos / (P*K))")
+    p.add_argument(
+        "--persons", type=_count(2), default=8, metavar="P", help="persons per batch (8)"
+    )
+    p.add_argument("--photos", type=_count(2), default=4, metavar="K", help="photos per person (4)")
+    p.add_argument("--steps", type=_count(1), default=None, help="steps per epoch (photos / (P*K))")
     p.add_argument("--aligned", action="store_true", help="photos already are 150x150 chips")
     p.add_argument("--no-augment", action="store_true", help="no random flip / brightness")
-    p.add_argument("--upsample", type=int, default=1, metavar="N", help="HOG upsampling (1)")
+    p.add_argument("--upsample", type=_count(0), default=1, metavar="N", help="HOG upsampling (1)")
     p.add_argument("--device", default="cpu", help="torch device (cpu)")
     p.add_argument("--seed", type=int, default=0, help="seed of the batch sampling (0)")
     p.set_defaults(func=run_train)
