@@ -102,3 +102,16 @@ def test_learning_rate_schedule() -> None:
     assert all(learning_rate(cfg, e) > learning_rate(cfg, e + 1) for e in range(9))
     flat = TrainConfig(lr=0.1, epochs=10, schedule="constant").resolved()
     assert learning_rate(flat, 9) == 0.1
+
+
+def test_numpy_engine_resumes_with_its_optimizer_state(shapes_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "np.pt"
+    train(_cfg(shapes_dir, out, epochs=1, engine="numpy"))
+    first = load_checkpoint(out)
+    assert first["engine"] == "numpy" and first["optimizer_state"]["kind"] == "adam"
+    steps = first["optimizer_state"]["t"]
+    assert steps == 4  # 30 training images in batches of 8
+    train(_cfg(shapes_dir, out, epochs=2, engine="numpy", resume=True))
+    second = load_checkpoint(out)
+    assert second["epoch"] == 2 and second["optimizer_state"]["t"] == 2 * steps
+    assert second["history"][0] == first["history"][0]
