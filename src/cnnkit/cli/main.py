@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from cnnkit import __version__
 from cnnkit.errors import CnnkitError
-from cnnkit.progress import set_quiet
+from cnnkit.progress import is_quiet, set_quiet
 
 #: Command modules, in the order ``cnnkit --help`` lists them.
 COMMAND_MODULES = (
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None or not hasattr(args, "func"):
         parser.print_help()
         return 2
-    set_quiet(args.quiet)
+    set_quiet(args.quiet or is_quiet())
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(message)s",
