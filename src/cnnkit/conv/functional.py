@@ -10,10 +10,11 @@ Shapes (NCHW, as PyTorch): x is (m, n_C_prev, n_H_prev, n_W_prev), weight is
 
 How it is computed, without a Python loop over pixels (layout in :mod:`cnnkit.conv.plan`):
 
-* "offsets" (many input channels): one GEMM per kernel offset (u, v),
+* "offsets" (many input channels, larger images): one GEMM per kernel offset (u, v),
   ``Y[g] += W_uv (n_C, n_C_prev) @ Z[g, phase, :, shift : shift + L]``, reading the shifted window
   in place (strided BLAS) and accumulating in place (beta = 1): no im2col copy at all.
-* "im2col" (few input channels, where a GEMM with an inner size of 3 would be memory bound): the
+* "im2col" (few input channels, where a GEMM with an inner size of 3 would be memory bound, or
+  small images, where the copy is cheap next to a GEMM with a long inner dimension): the
   f_h*f_w windows of each image are copied into a (f_h f_w n_C_prev + 1, n_H n_W) matrix whose
   last row is ones (for the bias), then one GEMM per image writes straight into the output
   (small images: one matrix and one GEMM for the whole batch).
