@@ -50,6 +50,17 @@ def test_course_vertical_edge_example():
     np.testing.assert_array_equal(y, np.tile([0.0, 30.0, 30.0, 0.0], (4, 1)))
 
 
+def test_course_horizontal_edge_example():
+    x = np.zeros((1, 1, 6, 6), np.float32)
+    x[:, :, :3, :] = 10.0
+    k = np.array([[1, 1, 1], [0, 0, 0], [-1, -1, -1]], np.float32)[None, None]
+    y = conv2d(x, k)[0, 0]
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, np.tile([[0.0], [30.0], [30.0], [0.0]], (1, 4)))
+    # "same" padding keeps 6x6 (the 6x6 -> 8x8 padded input gives a 6x6 output)
+    assert conv2d(x, k, padding=1).shape == conv2d(x, k, padding="same").shape == (1, 1, 6, 6)
+
+
 def test_convolve2d_flips_kernel(rng):
     x = rng.standard_normal((1, 2, 6, 7))
     k = rng.standard_normal((3, 2, 3, 2))
