@@ -26,6 +26,7 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from cnnkit.conv import conv2d_backward, conv2d_forward
+from cnnkit.conv.blas import backend
 from cnnkit.conv.functional import conv_flops
 
 # (C_in, H, W, C_out, f, stride, padding), batch 8, as in the issue.
@@ -113,6 +114,7 @@ def main() -> None:
         blas = ", ".join(f"{i['internal_api']} {i.get('version')}" for i in threadpool_info())
         openblas_env = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}
         print(f"1 thread; torch {torch.__version__}; numpy {np.__version__} ({blas})")
+        print(f"cnnkit.conv GEMM backend: {backend()}")
         print(f"OPENBLAS env: {openblas_env or 'none'}")
         peak = matmul_gflops(args.repeats)
         print(f"numpy float32 matmul 1024^3: {peak:.1f} GFLOP/s")
