@@ -3,6 +3,7 @@ works with --model."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,11 @@ def test_sample_batch_is_p_by_k() -> None:
     assert 1 not in labels  # persons with one photo only join when needed as negatives
 
 
-def test_face_folder_and_cli_train(trained, tmp_path: Path, capsys) -> None:
+def _no_detection(*args, **kwargs):
+    raise AssertionError("detect() called although the chips are cached")
+
+
+def test_face_folder_and_cli_train(trained, tmp_path: Path, capsys, monkeypatch) -> None:
     data = tmp_path / "people"
     g, a = shipped.grace(), shipped.astronaut()
     for name, imgs in {
@@ -170,6 +175,13 @@ def test_face_folder_and_cli_train(trained, tmp_path: Path, capsys) -> None:
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "epoch 2: loss" in printed and "active triplets" in printed
+    # The aligned chips were cached beside the checkpoint; a resumed run does not detect again.
+    assert Path(f"{out}.chips.npz").is_file()
+    detect_module = importlib.import_module("cnnkit.face.detect")
+    monkeypatch.setattr(detect_module, "detect", _no_detection)
+    assert main([*argv[:7], "3", *argv[8:]]) == 0
+    assert "epoch 3: loss" in capsys.readouterr().out
+    monkeypatch.undo()
     db = tmp_path / "tuned.sqlite3"
     assert (
         main(

@@ -115,6 +115,58 @@ def load_face_folder(
     return FaceSet(np.stack(chips), lab, [p.name for p in persons], skipped)
 
 
+def _folder_key(root: Path, upsample: int, aligned: bool) -> str:
+    """A hash of the photo files (relative path, size, mtime) and the alignment options."""
+    from cnnkit.io import list_images
+
+    digest = hashlib.sha256(f"v1 upsample={upsample} aligned={aligned}".encode())
+    for f in list_images([root]):
+        st = f.stat()
+        digest.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def cached_face_folder(
+    data: str | Path, out: str | Path, upsample: int = 1, aligned: bool = False
+) -> FaceSet:
+    """:func:`load_face_folder`, cached beside the checkpoint as ``<out>.chips.npz``.
+
+    The cache is used only when the photos (names, sizes, times) and options are unchanged, so
+    ``--resume`` after Ctrl-C does not detect and align every photo again.
+    """
+    from cnnkit.io import atomic_write
+
+    root, cache = Path(data), Path(f"{out}.chips.npz")
+    key = _folder_key(root, upsample, aligned) if root.is_dir() else ""
+    if key and cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if str(z["key"]) == key:
+                    log.info("using the aligned chips cached in %s", cache)
+                    return FaceSet(
+                        z["chips"],
+                        z["labels"],
+                        [str(n) for n in z["names"]],
+                        [str(n) for n in z["skipped"]],
+                    )
+        except Exception as exc:  # noqa: BLE001 - a damaged cache is rebuilt
+            log.warning("ignoring the damaged chip cache %s (%s)", cache, exc)
+    faceset = load_face_folder(root, upsample, aligned)
+    try:
+        with atomic_write(cache, "wb") as f:
+            np.savez(
+                f,
+                key=np.array(key),
+                chips=faceset.chips,
+                labels=faceset.labels,
+                names=np.array(faceset.names, dtype=str),
+                skipped=np.array(faceset.skipped, dtype=str),
+            )
+    except OSError as exc:
+        log.warning("could not cache the aligned chips at %s (%s)", cache, exc)
+    return faceset
+
+
 def _weights_id(state: dict[str, torch.Tensor]) -> str:
     digest = hashlib.sha256()
     for key in sorted(state):
@@ -204,7 +256,7 @@ def train_encoder(config: TrainConfig, faceset: FaceSet | None = None) -> list[d
             "exists already", path=out, hint="pass --resume to continue it, or remove it"
         )
     device = torch.device(cfg.device)
-    data = faceset or load_face_folder(cfg.data, cfg.upsample, cfg.aligned)
+    data = faceset or cached_face_folder(cfg.data, out, cfg.upsample, cfg.aligned)
     by_person = [np.flatnonzero(data.labels == i) for i in range(len(data.names))]
     by_person = [idx for idx in by_person if len(idx)]
 
