@@ -27,6 +27,7 @@ import time
 
 LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 CONTENT_LAYER = "conv4_2"
+ALPHA, BETA = 1.0, 10.0
 
 
 def _images(size: int):
@@ -65,6 +66,9 @@ def run_fast(size: int, iters: int, warmup: int, precision: str, channels_last: 
         iterations=warmup + iters,
         backbone="random-vgg19",
         pooling="max",
+        alpha=ALPHA,
+        beta=BETA,
+        normalize_on="content+style",
         precision=precision,
         channels_last=channels_last,
         save_every=1,
@@ -86,7 +90,8 @@ def run_baseline(size: int, iters: int, warmup: int) -> dict:
 
     content, style = _images(size)
     C, S = _tensor(content), _tensor(style)
-    ours = build_extractor([CONTENT_LAYER, *LAYERS], C, backbone="random-vgg19", pooling="max")
+    # cnnkit's offline backbone, normalised on content and style as transfer() does by default
+    ours = build_extractor([CONTENT_LAYER, *LAYERS], [C, S], backbone="random-vgg19", pooling="max")
     # the tutorial: cnn = vgg19(weights=...).features.eval(); weights keep requires_grad=True
     cnn = create_model("vgg19").features.eval()
     for i, module in enumerate(cnn):
@@ -122,7 +127,7 @@ def run_baseline(size: int, iters: int, warmup: int) -> dict:
         zero = torch.zeros_like(f_C[name])
         lambdas.append((1 / len(LAYERS)) / float(gram_style_cost(target, zero)))
     content_scale = float(content_cost(a_C, torch.zeros_like(a_C)))
-    alpha, beta = 1.0, 1e3  # cnnkit's defaults
+    alpha, beta = ALPHA, BETA
 
     G = C.clone().requires_grad_(True)
     n = warmup + iters

@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     w = p.add_argument_group("costs")
     w.add_argument("--alpha", type=float, default=1.0, help="content weight (1)")
-    w.add_argument("--beta", type=float, default=1e3, help="style weight (1000)")
+    w.add_argument("--beta", type=float, default=10.0, help="style weight (10)")
     w.add_argument("--content-layer", default="conv4_2", help="content layer (conv4_2)")
     w.add_argument(
         "--style-layers",

@@ -20,19 +20,17 @@ def build(out_dir: Path) -> str:
 
     out_dir = Path(out_dir)
     content = load_image_pil(sample_path("chelsea"))
-    content.thumbnail((DEMO_SIZE, DEMO_SIZE))
     style = swirl_painting(DEMO_SIZE, seed=0)
     save_image(out_dir / "style-content.png", content)
     save_image(out_dir / "style-style.png", style)
-    image, history = transfer(
-        content, style, size=DEMO_SIZE, iterations=DEMO_ITERATIONS, multiscale=True
-    )
+    image, history = transfer(content, style, size=DEMO_SIZE, iterations=DEMO_ITERATIONS)
     save_image(out_dir / "style-result.png", image)
     history.plot(out_dir / "style-loss.png")
     backbone = history.backbone
     note = (
-        "the offline default backbone (random-weight VGG-19 from a fixed seed, normalised on the "
-        "content image, average pooling); ImageNet weights give better results, see "
+        "the offline default backbone (random-weight VGG-19 from a fixed seed, each channel "
+        "normalised on the content and style images, average pooling); ImageNet weights give "
+        "better results, see "
         "<code>cnnkit style --help</code>"
         if backbone == "random-vgg19"
         else "VGG-19 with ImageNet weights"
@@ -49,7 +47,7 @@ def build(out_dir: Path) -> str:
     )
     return (
         f"<p>G minimises J(G) = alpha J_content(C, G) + beta J_style(S, G) with L-BFGS, "
-        f"{DEMO_ITERATIONS} iterations at {DEMO_SIZE // 2} px then {DEMO_ITERATIONS} at "
-        f"{DEMO_SIZE} px ({history.seconds:.0f} s), using {note}.</p>\n{figures}\n"
-        "<pre>cnnkit style content.jpg style.jpg -o out.png --size 256 --multiscale</pre>"
+        f"{len(history.total)} iterations at {DEMO_SIZE} px ({history.seconds:.0f} s), using "
+        f"{note}.</p>\n{figures}\n"
+        "<pre>cnnkit style content.jpg style.jpg -o out.png --size 256 --iterations 100</pre>"
     )

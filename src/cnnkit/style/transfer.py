@@ -58,7 +58,7 @@ class StyleConfig:
     optimizer: str = "lbfgs"  # "lbfgs" or "adam"
     lr: float | None = None  # step size; default 1.0 (L-BFGS) or 0.02 (Adam)
     alpha: float = 1.0  # content weight
-    beta: float = 1e3  # style weight
+    beta: float = 10.0  # style weight (losses normalised: see ``normalize``)
     content_layer: str = "conv4_2"
     style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS
     style_layer_weights: Sequence[float] | None = None  # lambda[l]; default 1/L each
@@ -76,7 +76,7 @@ class StyleConfig:
     normalize: bool = True  # divide each layer's cost by its value for G = 0 (see docs)
     pooling: str | None = None  # "max" or "avg"; default: max for ImageNet, avg for random
     random_seed: int = RANDOM_SEED  # seed of the random backbone's weights
-    normalize_on: str = "content"  # random backbone: unit variance on "content" or "content+style"
+    normalize_on: str = "content+style"  # random backbone: unit variance on these images
     per_channel: bool = True  # random backbone: unit variance per channel (else per layer)
     device: str = "cpu"  # "cpu", "cuda", ... or "auto"
     precision: str = "auto"  # "auto" (bf16 where the CPU has it), "fp32" or "bf16"
