@@ -35,7 +35,7 @@ def test_tiny_transfer_lowers_the_cost(images) -> None:
     assert image.shape == (34, 48, 3) and image.dtype == np.float32
     assert image.min() >= 0.0 and image.max() <= 1.0
     assert len(history.total) == SMALL.iterations
-    assert history.total[-1] < 0.5 * history.total[0]
+    assert history.total[-1] < 0.8 * history.total[0]
     assert history.backbone == "random-vgg19"
     np.testing.assert_allclose(
         np.array(history.total),
