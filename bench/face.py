@@ -233,7 +233,7 @@ def embed_lfw(images: list[str], root: Path, cache: Path, threads: int) -> dict[
         if i % 400 == 399:
             flush()
             save()
-    # Fallback: the median HOG box (these images are all 250x250 with the face centred).
+    # Fallback: the median HOG box (LFW images share one size, with the face centred).
     if missing:
         med = np.median(np.array(boxes_seen or [(67, 183, 183, 67)]), axis=0).round().astype(int)
         for name, img in missing:

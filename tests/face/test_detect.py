@@ -87,3 +87,19 @@ def test_missing_dlib_says_how_to_fix(monkeypatch, grace):
     finally:
         monkeypatch.undo()
         detect_mod._hog_detector.cache_clear()
+
+
+def test_subpixel_landmarks_equal_the_predictor_on_the_enlarged_image(grace):
+    box = detect(grace, 0)[0]
+    top, right, bottom, left = box
+    size = (2 * grace.shape[1], 2 * grace.shape[0])
+    big = np.asarray(Image.fromarray(grace).resize(size, Image.Resampling.BILINEAR))
+    parts = detect_mod._shape_predictor()(
+        big, dlib.rectangle(2 * left, 2 * top, 2 * right, 2 * bottom)
+    ).parts()
+    expected = (np.array([[p.x, p.y] for p in parts], float) + 0.5) / 2 - 0.5
+    marks = landmarks(grace, box, upsample=1)
+    np.testing.assert_array_equal(marks, expected)
+    assert np.abs(marks - landmarks(grace, box)).max() < 6  # the same points, finer
+    with pytest.raises(ValueError, match="upsample"):
+        landmarks(grace, box, upsample=-1)

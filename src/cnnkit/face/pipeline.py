@@ -72,13 +72,23 @@ class Face:
     embedding: np.ndarray  # (128,) float32 descriptor
 
 
-def faces(image: np.ndarray, upsample: int = 1, encoder: FaceEncoder | None = None) -> list[Face]:
-    """Every face in an (H, W, 3) uint8 RGB image: detected, aligned and embedded in one batch."""
+def faces(
+    image: np.ndarray,
+    upsample: int = 1,
+    encoder: FaceEncoder | None = None,
+    landmark_upsample: int = 0,
+) -> list[Face]:
+    """Every face in an (H, W, 3) uint8 RGB image: detected, aligned and embedded in one batch.
+
+    ``upsample`` is the detector's (see :func:`detect`); ``landmark_upsample`` > 0 gives
+    sub-pixel landmarks (see :func:`landmarks`), steadier for small faces. The defaults
+    reproduce dlib's pipeline exactly.
+    """
     image = check_image(image)
     boxes = detect(image, upsample)
     if not boxes:
         return []
-    marks = [landmarks(image, b) for b in boxes]
+    marks = [landmarks(image, b, landmark_upsample) for b in boxes]
     chips = np.stack([align(image, m) for m in marks])
     emb = embed(chips, encoder)
     return [Face(b, m, c, e) for b, m, c, e in zip(boxes, marks, chips, emb, strict=True)]
