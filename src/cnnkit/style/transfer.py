@@ -159,13 +159,14 @@ def _to_pil(image: ImageInput, what: str) -> Image.Image:
     return Image.fromarray(to_uint8(array[:, :, :3]))
 
 
-def _resize_longest(img: Image.Image, longest: int, what: str) -> Image.Image:
+def _resize_longest(img: Image.Image, longest: int, what: str = "") -> Image.Image:
+    """Resize so that the longest side is ``longest``; note a large reduction of ``what``."""
     w, h = img.size
     scale = longest / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     if size == img.size:
         return img
-    if scale < 0.5:
+    if scale < 0.5 and what:
         log.info("note: %s is %dx%d; resized to %dx%d (--size)", what, w, h, *size)
     return img.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
 
@@ -445,7 +446,6 @@ def transfer(
     if not style_list:
         raise ValueError("give at least one style image")
     _check_config(config, len(style_list))
-    torch.manual_seed(config.seed)
     device = _pick_device(config.device)
     use_bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_supported(device))
     content_pil = _to_pil(content, "the content image")
@@ -474,7 +474,7 @@ def transfer(
             )
     backbone = build_extractor(
         layers,
-        content=norm_images,
+        content=[t.cpu() for t in norm_images],
         per_channel=config.per_channel,
         backbone=config.backbone,
         weights=config.weights,
@@ -491,12 +491,9 @@ def transfer(
 
     with progress(total=config.iterations * len(sizes), desc="style", unit="it") as bar:
         for scale_index, size in enumerate(sizes):
-            C = _pil_to_tensor(_resize_longest(content_pil, size, "the content image"), device)
+            C = _pil_to_tensor(_resize_longest(content_pil, size), device)
             style_longest = max(16, round(size * config.style_scale))
-            S = [
-                _pil_to_tensor(_resize_longest(s, style_longest, "a style image"), device)
-                for s in style_pils
-            ]
+            S = [_pil_to_tensor(_resize_longest(s, style_longest), device) for s in style_pils]
             if config.preserve_colors:
                 C = _luminance_only(C)
                 S = [_luminance_only(s, like=C) for s in S]
