@@ -166,14 +166,23 @@ def to_phases(x: np.ndarray, plan: ConvPlan, fill: float = 0.0) -> np.ndarray:
         and x.flags.c_contiguous
     ):
         return x.reshape(p.n, 1, p.c_in, p.h * p.w)
+    # Write every element once: the copy of x, and `fill` only around it.
+    z = np.empty((p.n, p.phases, p.c_in, p.hq, p.wq), dtype=x.dtype)
+    zt = z.transpose(1, 2, 0, 3, 4)  # (P, C, m, H_q, W_q): the layout of a merged batch
     if p.merged:
-        z = np.full((p.phases, p.c_in, p.n, p.hq, p.wq), fill, dtype=x.dtype)
-        for ph, (dr, dc), (sr, sc) in p.phase_slices():
-            z[ph, :, :, dr, dc] = x[:, :, sr, sc].transpose(1, 0, 2, 3)
-    else:
-        z = np.full((p.n, p.phases, p.c_in, p.hq, p.wq), fill, dtype=x.dtype)
-        for ph, (dr, dc), (sr, sc) in p.phase_slices():
-            z[:, ph, :, dr, dc] = x[:, :, sr, sc]
+        z = np.empty((p.phases, p.c_in, p.n, p.hq, p.wq), dtype=x.dtype)
+        zt = z
+    filled = set()
+    for ph, (dr, dc), (sr, sc) in p.phase_slices():
+        zp = zt[ph]  # (C, m, H_q, W_q)
+        zp[:, :, : dr.start] = fill
+        zp[:, :, dr.stop :] = fill
+        zp[:, :, dr, : dc.start] = fill
+        zp[:, :, dr, dc.stop :] = fill
+        zp[:, :, dr, dc] = x[:, :, sr, sc].transpose(1, 0, 2, 3)
+        filled.add(ph)
+    for ph in set(range(p.phases)) - filled:
+        zt[ph] = fill
     return z.reshape(p.groups, p.phases, p.c_in, p.mg)
 
 
