@@ -7,8 +7,10 @@ so that they share the machine's noise):
 and prints GFLOP/s next to numpy's float32 matmul GFLOP/s (the machine's practical limit).
 
 Last line: ``RESULT fwd_ratio_max=<x> bwd_ratio_max=<y> gflops_fraction=<z>`` where the ratios
-are cnnkit time / torch time (worst shape) and gflops_fraction is the mean over shapes of
-cnnkit's forward GFLOP/s divided by numpy's matmul GFLOP/s.
+are cnnkit time / torch time of the medians (worst shape; the table also shows the ratio of the
+fastest repeats, "(min)", which is less sensitive to other jobs on a shared machine), and
+gflops_fraction is the mean over shapes of cnnkit's forward GFLOP/s divided by numpy's matmul
+GFLOP/s.
 
 Usage: python bench/conv.py [--repeats 7] [--shapes 0,1,2,3]
 """
@@ -93,6 +95,7 @@ def bench_shape(shape, repeats: int, rng: np.random.Generator) -> dict[str, floa
             if i:  # round 0 is the warm-up
                 times[key].append(time.perf_counter() - t0)
     r = {k: statistics.median(v) for k, v in times.items()}
+    r.update({f"min_{k}": min(v) for k, v in times.items()})
     flops = conv_flops(x.shape, wt.shape, out.shape)
     r.update(
         gf_fwd_torch=flops / r["fwd_torch"] / 1e9,
@@ -119,8 +122,9 @@ def main() -> None:
         peak = matmul_gflops(args.repeats)
         print(f"numpy float32 matmul 1024^3: {peak:.1f} GFLOP/s")
         head = (
-            f"{'shape (batch 8)':32s} {'fwd ms np/torch':>17s} {'ratio':>6s} "
-            f"{'bwd ms np/torch':>17s} {'ratio':>6s}  GFLOP/s fwd np/torch, bwd np/torch"
+            f"{'shape (batch 8)':32s} {'fwd ms np/torch':>17s} {'ratio':>6s} {'(min)':>6s} "
+            f"{'bwd ms np/torch':>17s} {'ratio':>6s} {'(min)':>6s}  "
+            "GFLOP/s fwd np/torch, bwd np/torch"
         )
         print(head)
         fr, br, fractions = [], [], []
@@ -133,7 +137,9 @@ def main() -> None:
             name = f"{c}x{h}x{w}->{o} ({f}x{f}, s{s}, p{p})"
             print(
                 f"{name:32s} {r['fwd_np'] * 1e3:7.1f}/{r['fwd_torch'] * 1e3:7.1f} {fr[-1]:6.2f} "
-                f"{r['bwd_np'] * 1e3:7.1f}/{r['bwd_torch'] * 1e3:7.1f} {br[-1]:6.2f}  "
+                f"({r['min_fwd_np'] / r['min_fwd_torch']:4.2f}) "
+                f"{r['bwd_np'] * 1e3:7.1f}/{r['bwd_torch'] * 1e3:7.1f} {br[-1]:6.2f} "
+                f"({r['min_bwd_np'] / r['min_bwd_torch']:4.2f})  "
                 f"{r['gf_fwd_np']:5.1f}/{r['gf_fwd_torch']:5.1f}, "
                 f"{r['gf_bwd_np']:5.1f}/{r['gf_bwd_torch']:5.1f}",
                 flush=True,
