@@ -25,7 +25,8 @@ def faceset() -> FaceSet:
     gv, av = shipped.variants(g), shipped.variants(a)
     images = [g, gv["flip"], gv["rot"], a, av["flip"], av["bright"]]
     labels = np.array([0] * 3 + [1] * 3)
-    return FaceSet(shipped.chips_of(images), labels, ["grace", "astro"])
+    names = list(np.array(["grace", "astro"]))  # numpy strings, as read back from an .npz
+    return FaceSet(shipped.chips_of(images), labels, names)
 
 
 def _batch_loss(model, chips: np.ndarray, labels: np.ndarray, margin: float) -> float:

@@ -314,7 +314,7 @@ def train_encoder(config: TrainConfig, faceset: FaceSet | None = None) -> list[d
             "history": history,
             "base_model_id": base_id,
             "config": {k: str(v) for k, v in asdict(cfg).items()},
-            "persons": data.names,
+            "persons": [str(n) for n in data.names],  # plain str: loadable with weights_only
         }
         record["model_id"] = save_checkpoint(out, model, optimizer, epoch + 1, extra)
         log.info(
