@@ -171,111 +171,116 @@ def _pick_central(boxes: list[tuple[int, int, int, int]], h: int, w: int) -> int
     return int(np.argmin(d))
 
 
-def embed_lfw(images: list[str], root: Path, cache: Path, threads: int) -> dict[str, np.ndarray]:
-    """Detect, align and embed each image (plain and mirrored chip), cached in ``cache`` (.npz).
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
 
-    how: 0 = HOG at upsample 1, 1 = HOG at upsample 2, 2 = no face found: the centre box
-    (the median HOG box of the run) with landmarks from the shape predictor.
+
+def lfw_boxes(images: list[str], root: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One face box per image, cached: ((n, 4) boxes (top, right, bottom, left), (n,) how).
+
+    how: 0 = HOG at upsample 1 (the face nearest the centre), 1 = found only at upsample 2,
+    2 = not found: the median HOG box of the run (LFW images share one size, face centred).
     """
     from cnnkit import face
     from cnnkit.progress import progress
 
-    _threads(threads)
-    done: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
     if cache.is_file():
-        z = np.load(cache, allow_pickle=False)
-        for n, e, ef, how in zip(z["names"], z["emb"], z["emb_flip"], z["how"], strict=True):
-            done[str(n)] = (e, ef, int(how))
-    todo = [n for n in images if n not in done]
-    enc = face.default_encoder()
-    pending: list[tuple[str, np.ndarray, int]] = []  # (name, chip, how)
-    boxes_seen: list[tuple[int, int, int, int]] = []
-    missing: list[tuple[str, np.ndarray]] = []
-
-    def flush() -> None:
-        if not pending:
-            return
-        chips = np.stack([c for _, c, _ in pending])
-        e = enc.embed(chips)
-        ef = enc.embed(np.ascontiguousarray(chips[:, :, ::-1]))
-        for (n, _, how), a, b in zip(pending, e, ef, strict=True):
-            done[n] = (a, b, how)
-        pending.clear()
-
-    def save() -> None:
-        names = sorted(done)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(
-            tmp,
-            names=np.array(names),
-            emb=np.stack([done[n][0] for n in names]),
-            emb_flip=np.stack([done[n][1] for n in names]),
-            how=np.array([done[n][2] for n in names]),
-        )
-        tmp.replace(cache)
-
-    for i, name in enumerate(progress(todo, desc="LFW embed", unit="img")):
+        z = np.load(cache)
+        if list(z["names"]) == images:
+            return z["boxes"], z["how"]
+    boxes = np.zeros((len(images), 4), dtype=np.int64)
+    how = np.zeros(len(images), dtype=np.int64)
+    for i, name in enumerate(progress(images, desc="LFW detect", unit="img")):
         img = face.load_image(root / name)
-        h, w = img.shape[:2]
-        how = 0
-        boxes = face.detect(img, 1)
-        if not boxes:
-            how, boxes = 1, face.detect(img, 2)
-        if not boxes:
-            missing.append((name, img))
+        found = face.detect(img, 1)
+        if not found:
+            how[i], found = 1, face.detect(img, 2)
+        if not found:
+            how[i] = 2
             continue
-        box = boxes[_pick_central(boxes, h, w)]
-        boxes_seen.append(box)
-        pending.append((name, face.align(img, face.landmarks(img, box)), how))
-        if len(pending) >= 16:
-            flush()
-        if i % 400 == 399:
-            flush()
-            save()
-    # Fallback: the median HOG box (LFW images share one size, with the face centred).
-    if missing:
-        med = np.median(np.array(boxes_seen or [(67, 183, 183, 67)]), axis=0).round().astype(int)
-        for name, img in missing:
-            box = (int(med[0]), int(med[1]), int(med[2]), int(med[3]))
-            pending.append((name, face.align(img, face.landmarks(img, box)), 2))
-    flush()
-    if todo:
-        save()
-    return {
-        "names": np.array(images),
-        "emb": np.stack([done[n][0] for n in images]),
-        "emb_flip": np.stack([done[n][1] for n in images]),
-        "how": np.array([done[n][2] for n in images]),
-    }
+        boxes[i] = found[_pick_central(found, *img.shape[:2])]
+    if (how == 2).any():
+        boxes[how == 2] = np.median(boxes[how != 2], axis=0).round().astype(np.int64)
+    _save_npz(cache, names=np.array(images), boxes=boxes, how=how)
+    return boxes, how
+
+
+def lfw_embeddings(
+    images: list[str], root: Path, boxes: np.ndarray, landmark_upsample: int, cache: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Descriptors of each image's chip and of its mirror image, cached: two (n, 128) arrays."""
+    from cnnkit import face
+    from cnnkit.progress import progress
+
+    if cache.is_file():
+        z = np.load(cache)
+        if list(z["names"]) == images:
+            return z["emb"], z["emb_flip"]
+    enc = face.default_encoder()
+    emb = np.zeros((len(images), 128), np.float32)
+    emb_flip = np.zeros_like(emb)
+    batch = 16
+    for start in progress(range(0, len(images), batch), desc=f"LFW embed (k={landmark_upsample})"):
+        chips = []
+        for i in range(start, min(start + batch, len(images))):
+            img = face.load_image(root / images[i])
+            box = tuple(int(v) for v in boxes[i])
+            chips.append(face.align(img, face.landmarks(img, box, landmark_upsample)))
+        c = np.stack(chips)
+        emb[start : start + len(c)] = enc.embed(c)
+        emb_flip[start : start + len(c)] = enc.embed(np.ascontiguousarray(c[:, :, ::-1]))
+    _save_npz(cache, names=np.array(images), emb=emb, emb_flip=emb_flip)
+    return emb, emb_flip
 
 
 def measure_lfw(root: Path, threads: int) -> dict[str, float]:
+    """Accuracy of each pipeline variant on LFW-dev by the standard k-fold protocol."""
+    _threads(threads)
     pairs, same, folds = read_pairs(root / "pairs.txt")
     images = sorted({p for pair in pairs for p in pair})
-    data = embed_lfw(images, root / "images", OUT / "lfw_dev_embeddings.npz", threads)
-    index = {n: i for i, n in enumerate(data["names"])}
+    boxes, how = lfw_boxes(images, root / "images", OUT / "lfw_dev_boxes.npz")
+    index = {n: i for i, n in enumerate(images)}
     a = np.array([index[p] for p, _ in pairs])
     b = np.array([index[q] for _, q in pairs])
-    emb, emb_flip, how = data["emb"], data["emb_flip"], data["how"]
-    both = (emb + emb_flip) / 2
 
     def dist(e: np.ndarray) -> np.ndarray:
         return np.linalg.norm(e[a] - e[b], axis=1)
 
+    e0, e0f = lfw_embeddings(images, root / "images", boxes, 0, OUT / "lfw_dev_emb_k0.npz")
+    e1, e1f = lfw_embeddings(images, root / "images", boxes, 1, OUT / "lfw_dev_emb_k1.npz")
+    d0 = dist(e0)
+    variants = {
+        "hog_only": np.where((how[a] == 0) & (how[b] == 0), d0, MISSING_DISTANCE),
+        "fallback": d0,
+        "fallback_flip": dist((e0 + e0f) / 2),
+        "subpixel": dist(e1),
+        "subpixel_flip": dist((e1 + e1f) / 2),
+        "both_flip": dist((e0 + e0f + e1 + e1f) / 4),
+    }
     results: dict[str, float] = {
         "n_images": len(images),
         "n_upsample2": int((how == 1).sum()),
         "n_fallback": int((how == 2).sum()),
     }
-    d_plain = dist(emb)
-    hog_only = np.where((how[a] == 0) & (how[b] == 0), d_plain, MISSING_DISTANCE)
-    variants = {"hog_only": hog_only, "fallback": d_plain, "fallback_flip": dist(both)}
     for key, d in variants.items():
         mean, se, tau = kfold(d, same, folds)
         results[f"{key}_acc"], results[f"{key}_se"], results[f"{key}_tau"] = mean, se, tau
         results[f"{key}_acc_at_0.6"] = float(np.mean((d <= 0.6) == same))
     return results
+
+
+#: LFW variants printed, with what each adds.
+LFW_VARIANTS = {
+    "hog_only": "dlib pipeline, HOG at upsample 1 only (a missed face = 'different')",
+    "fallback": "+ upsample-2 retry, then the median box",
+    "fallback_flip": "+ average with the mirrored chip's descriptor",
+    "subpixel": "fallback, sub-pixel landmarks (landmark_upsample=1)",
+    "subpixel_flip": "+ flip averaging",
+    "both_flip": "average of fallback_flip and subpixel_flip descriptors",
+}
 
 
 def identify_ms() -> float:
@@ -311,13 +316,14 @@ def main(argv: list[str] | None = None) -> int:
             f"LFW-dev: {r['n_images']} images, {r['n_upsample2']} found only at upsample 2,"
             f" {r['n_fallback']} by the centre-box fallback"
         )
-        for key in ("hog_only", "fallback", "fallback_flip"):
+        for key, what in LFW_VARIANTS.items():
             print(
-                f"  {key:14s} acc {100 * r[key + '_acc']:.2f}% +- {100 * r[key + '_se']:.2f}"
-                f" (mean tau {r[key + '_tau']:.3f};"
-                f" at tau=0.6: {100 * r[key + '_acc_at_0.6']:.2f}%)"
+                f"  {key:14s} {100 * r[key + '_acc']:.2f}% +- {100 * r[key + '_se']:.2f}"
+                f" (mean tau {r[key + '_tau']:.3f}; at 0.6: {100 * r[key + '_acc_at_0.6']:.2f}%)"
+                f"  {what}"
             )
-        best = "fallback_flip" if r["fallback_flip_acc"] >= r["fallback_acc"] else "fallback"
+        best = max(LFW_VARIANTS, key=lambda k: r[k + "_acc"])
+        print(f"  headline: {best}")
         acc = r[best + "_acc"]
     t = math.nan if args.skip_identify else identify_ms()
     print(
