@@ -81,3 +81,19 @@ def test_empty_batch(c):
     assert dx.shape == x.shape
     np.testing.assert_array_equal(dw, 0)
     np.testing.assert_array_equal(db, 0)
+
+
+def test_outputs_do_not_alias_reused_scratch_buffers(rng):
+    """The wide temporaries are reused between calls; results must not change afterwards."""
+    x1, x2 = rng.standard_normal((2, 2, 40, 36, 36)).astype(np.float32)
+    w = rng.standard_normal((8, 40, 3, 3)).astype(np.float32)
+    y1, c1 = conv2d_forward(x1, w, None, 1, 1)
+    assert not c1.plan.im2col  # the path that uses the scratch buffers
+    g1 = rng.standard_normal(y1.shape).astype(np.float32)
+    dx1, dw1, _ = conv2d_backward(g1, c1)
+    keep = [a.copy() for a in (y1, dx1, dw1)]
+    y2, c2 = conv2d_forward(x2, w, None, 1, 1)
+    conv2d_backward(-g1, c2)
+    for before, after in zip(keep, (y1, dx1, dw1), strict=True):
+        np.testing.assert_array_equal(before, after)
+    np.testing.assert_allclose(y2, conv2d(x2, w, padding=1), rtol=1e-6)

@@ -36,6 +36,7 @@ from cnnkit.conv.plan import (
     from_phases,
     make_plan,
     nchw_to_wide,
+    scratch,
     to_phases,
     wide_to_nchw,
 )
@@ -187,7 +188,7 @@ def _forward_offsets(x, weight, bias, plan: ConvPlan) -> tuple[np.ndarray, ConvC
     z = to_phases(x, plan)
     L, mg, o, c = plan.length, plan.mg, plan.c_out, plan.c_in
     p_stride = plan.phases * c * mg  # elements per group of z
-    y = np.empty((plan.groups, o, mg), dtype=x.dtype)
+    y = scratch("y", (plan.groups, o, mg), x.dtype)  # wide output, cropped into `out`
     wk = _w_offsets(weight)
     for g in range(plan.groups):
         for k, (ph, sh) in enumerate(plan.offsets):
@@ -342,8 +343,9 @@ def _backward_offsets(dout: np.ndarray, cache: ConvCache):
     assert z is not None
     L, mg, o, c = plan.length, plan.mg, plan.c_out, plan.c_in
     c_out, c_in, fh, fw = wt.shape
-    dy = nchw_to_wide(dout, plan)  # (G, n_C, M_g)
-    dz = np.zeros((plan.groups, plan.phases, c, mg), dtype=wt.dtype)
+    dy = nchw_to_wide(dout, plan, scratch("dy", (plan.groups, o, mg), wt.dtype))  # (G, n_C, M_g)
+    dz = scratch("dz", (plan.groups, plan.phases, c, mg), wt.dtype)
+    dz.fill(0)
     p_stride = plan.phases * c * mg
     wk = _w_offsets(wt)  # (K, n_C, n_C_prev)
     dwk = np.zeros_like(wk)

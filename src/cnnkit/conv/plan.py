@@ -17,6 +17,7 @@ For stride 1 and no padding Z is x itself (no copy).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -221,8 +222,34 @@ def wide_to_nchw(y: np.ndarray, plan: ConvPlan, bias: np.ndarray | None = None) 
     return out
 
 
-def nchw_to_wide(d: np.ndarray, plan: ConvPlan) -> np.ndarray:
+def nchw_to_wide(d: np.ndarray, plan: ConvPlan, out: np.ndarray | None = None) -> np.ndarray:
     """(m, n_C, n_H, n_W) -> wide (G, n_C, M_g), zero in the cells that are not outputs."""
-    y = np.zeros((plan.groups, d.shape[1], plan.mg), dtype=d.dtype)
+    y = np.zeros((plan.groups, d.shape[1], plan.mg), dtype=d.dtype) if out is None else out
+    if out is not None:
+        y.fill(0)
     wide_view(y, plan)[...] = d
     return y
+
+
+_scratch_local = threading.local()
+SCRATCH_MAX = 16 * 2**20  # elements; larger temporaries are allocated per call
+
+
+def scratch(slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A reusable, uninitialised temporary of ``shape`` (one buffer per slot and thread).
+
+    Big temporaries (the wide output, the wide dZ, ...) are otherwise fresh allocations on every
+    call, and the kernel's page faults on first touch cost several milliseconds per layer (about
+    5% of a 64-channel 56x56 layer here). Never
+    return a scratch array (or a view of it) to the caller, and never hold it across calls.
+    """
+    size = int(np.prod(shape))
+    if size > SCRATCH_MAX:  # do not keep hundreds of MB alive between calls
+        return np.empty(shape, dtype=dtype)
+    pool = getattr(_scratch_local, "pool", None)
+    if pool is None:
+        pool = _scratch_local.pool = {}
+    buf = pool.get((slot, np.dtype(dtype)))
+    if buf is None or buf.size < size:
+        buf = pool[(slot, np.dtype(dtype))] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
