@@ -109,3 +109,15 @@ def test_swirl_painting_is_seeded() -> None:
     assert a.shape == (32, 32, 3) and a.dtype == np.float32
     assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_large_content_is_resized_with_a_note(images, caplog) -> None:
+    import logging
+
+    content, style = images
+    big = np.repeat(np.repeat(content, 4, axis=0), 4, axis=1)  # (160, 224, 3)
+    with caplog.at_level(logging.INFO, logger="cnnkit.style"):
+        image, history = transfer(big, style, SMALL, iterations=0)
+    assert image.shape == (34, 48, 3) and history.total == []
+    assert "resized to 48x34" in caplog.text
+    assert "ImageNet weights give better results" in caplog.text  # the offline notice
