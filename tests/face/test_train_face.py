@@ -51,6 +51,7 @@ def trained(faceset, tmp_path_factory) -> tuple[Path, list[dict]]:
         steps_per_epoch=2,
         augment=False,
         lr=1e-4,
+        optimizer="adam",
     )
     return out, train_encoder(config, faceset)
 
@@ -228,3 +229,21 @@ def test_face_folder_and_cli_train(trained, tmp_path: Path, capsys, monkeypatch)
     (tmp_path / "solo" / "grace").mkdir(parents=True)
     with pytest.raises(CnnkitError, match="at least 2 persons"):
         load_face_folder(tmp_path / "solo")
+
+
+def test_freeze_keeps_early_layers_fixed(tmp_path: Path, faceset) -> None:
+    from cnnkit.face.encoder import DlibFaceResNet
+    from cnnkit.face.train import trainable_parameters
+
+    model = DlibFaceResNet()
+    params = trainable_parameters(model, freeze=13)
+    expected = [*model.blocks[13].parameters(), *model.fc.parameters()]
+    assert [id(p) for p in params] == [id(p) for p in expected]
+    assert not any(p.requires_grad for p in model.stem.parameters())
+    assert len(trainable_parameters(model, 0)) == len(list(model.parameters()))
+    with pytest.raises(CnnkitError, match="freeze must be in"):
+        trainable_parameters(model, 15)
+    with pytest.raises(CnnkitError, match="optimizer"):
+        train_encoder(
+            TrainConfig(data=tmp_path, out=tmp_path / "o.pt", optimizer="rmsprop"), faceset
+        )

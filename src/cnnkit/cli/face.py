@@ -298,7 +298,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument(
-        "--lr", type=float, default=None, help="Adam rate (1e-4 fine-tune, 1e-3 scratch)"
+        "--optimizer",
+        choices=("sgd", "adam"),
+        default="sgd",
+        help="sgd (momentum 0.9; default) or adam",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate (default: fine-tuning 1e-4 with sgd, 1e-6 with adam; "
+        "from scratch 1e-2 / 1e-3). Larger rates quickly undo dlib's training",
+    )
+    p.add_argument(
+        "--freeze",
+        type=_count(0),
+        default=0,
+        metavar="N",
+        help="keep the stem and the first N of the 14 residual units fixed (default: 0)",
     )
     p.add_argument(
         "--persons", type=_count(2), default=8, metavar="P", help="persons per batch (8)"
@@ -640,6 +657,8 @@ def run_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         mining=args.mining,
         lr=args.lr,
+        optimizer=args.optimizer,
+        freeze=args.freeze,
         persons_per_batch=args.persons,
         photos_per_person=args.photos,
         steps_per_epoch=args.steps,

@@ -40,7 +40,9 @@ class TrainConfig:
     margin: float = 0.2  # alpha of the triplet loss
     epochs: int = 5
     mining: str = "semi-hard"  # or "batch-hard"
-    lr: float | None = None  # Adam learning rate; None: 1e-4 for fine-tuning, 1e-3 from scratch
+    lr: float | None = None  # None: see default_lr()
+    optimizer: str = "sgd"  # "sgd" (momentum 0.9, as dlib trained it) or "adam"
+    freeze: int = 0  # keep the stem and the first `freeze` residual units fixed (0..14)
     persons_per_batch: int = 8  # P
     photos_per_person: int = 4  # K
     steps_per_epoch: int | None = None  # None: about (number of photos) / (P * K), at least 1
@@ -220,6 +222,28 @@ def _to_tensor(chips: np.ndarray, rng: np.random.Generator | None, device) -> to
     return x
 
 
+def default_lr(cfg: TrainConfig) -> float:
+    """Learning rate when none is given: small when fine-tuning dlib's weights (larger steps
+    undo what it learned on millions of faces), larger from scratch."""
+    if cfg.init == "scratch":
+        return 1e-3 if cfg.optimizer == "adam" else 1e-2
+    return 1e-6 if cfg.optimizer == "adam" else 1e-4
+
+
+def trainable_parameters(model, freeze: int) -> list[torch.nn.Parameter]:
+    """Parameters after the stem and the first ``freeze`` residual units (those are frozen)."""
+    n_units = len(model.blocks)
+    if not 0 <= freeze <= n_units:
+        raise CnnkitError(f"freeze must be in [0, {n_units}] residual units, got {freeze}")
+    for p in model.parameters():
+        p.requires_grad_(freeze == 0)
+    if freeze:
+        for module in [*list(model.blocks)[freeze:], model.fc]:
+            for p in module.parameters():
+                p.requires_grad_(True)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 def save_checkpoint(path: Path, model, optimizer, epoch: int, extra: dict) -> str:
     """Write the checkpoint atomically; returns its model_id."""
     from cnnkit.face.encoder import ARCH
@@ -246,6 +270,8 @@ def train_encoder(config: TrainConfig, faceset: FaceSet | None = None) -> list[d
     from cnnkit.progress import progress
 
     cfg = config
+    if cfg.optimizer not in ("sgd", "adam"):
+        raise CnnkitError(f"optimizer should be 'sgd' or 'adam'. Got {cfg.optimizer!r}")
     if cfg.mining not in MINING:
         raise CnnkitError(f"mining should be one of {', '.join(MINING)}. Got {cfg.mining!r}")
     if cfg.epochs < 1 or cfg.margin < 0:
@@ -276,12 +302,21 @@ def train_encoder(config: TrainConfig, faceset: FaceSet | None = None) -> list[d
         model, base_id = _initial_model(cfg.init)
         ckpt = None
     model = model.to(device).train()
-    for p in model.parameters():
-        p.requires_grad_(True)
-    lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.init == "scratch" else 1e-4)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    params = trainable_parameters(model, cfg.freeze)
+    lr = cfg.lr if cfg.lr is not None else default_lr(cfg)
+    opt_name = cfg.optimizer
+    if ckpt is not None and ckpt.get("optimizer_name", opt_name) != opt_name:
+        opt_name = str(ckpt["optimizer_name"])
+        log.info("resuming with the checkpoint's optimizer, %s", opt_name)
+    if opt_name == "adam":
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr)
+    else:
+        optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9)
     if ckpt is not None and "optimizer" in ckpt:
-        optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (KeyError, ValueError) as exc:  # another optimizer or --freeze: fresh state
+            log.warning("the optimizer state in %s does not fit; starting it afresh (%s)", out, exc)
     batch = cfg.persons_per_batch * cfg.photos_per_person
     steps = cfg.steps_per_epoch or max(1, len(data.labels) // batch)
     if start_epoch >= cfg.epochs:
@@ -313,6 +348,7 @@ def train_encoder(config: TrainConfig, faceset: FaceSet | None = None) -> list[d
         extra = {
             "history": history,
             "base_model_id": base_id,
+            "optimizer_name": opt_name,
             "config": {k: str(v) for k, v in asdict(cfg).items()},
             "persons": [str(n) for n in data.names],  # plain str: loadable with weights_only
         }
