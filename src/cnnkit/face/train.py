@@ -3,8 +3,8 @@
 ``data/<person>/<photo>``: one subfolder per person. Each photo is detected and aligned once to a
 150x150 chip (the largest face; photos without a face are skipped), unless the photos already
 are chips (``aligned=True``). Each step samples P persons x K photos, computes f(x) for the batch
-(B = P*K, x: (B, 3, 150, 150)), mines triplets inside it (semi-hard or batch-hard) and takes an Adam
-step on
+(B = P*K, x: (B, 3, 150, 150)), mines triplets inside it (semi-hard or batch-hard) and takes an
+SGD (momentum 0.9) or Adam step, on the units after the first ``freeze``, of
 
     J = (1/m) sum_i max(||f(A(i)) - f(P(i))||^2 - ||f(A(i)) - f(N(i))||^2 + alpha, 0).
 
