@@ -25,6 +25,7 @@ Backbone: --weights PATH, else the torch hub cache file vgg19-dcbb9e9d.pth, else
 --download) a download; without ImageNet weights cnnkit uses its offline default, a random-weight
 VGG-19 from a fixed seed, normalised on the content image (a notice says how to get the better
 weights). Ctrl-C stops early and still writes the current image.
+More: docs/style.md.
 """
 
 
@@ -53,11 +54,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("styles", type=Path, nargs="+", metavar="style", help="style image(s) S")
     p.add_argument("-o", "--output", type=Path, default=Path("out.png"), help="default out.png")
     g = p.add_argument_group("size and optimisation")
-    g.add_argument("--size", type=int, default=512, help="longest side of the output (512)")
     g.add_argument(
-        "--style-scale", type=float, default=1.0, help="style size relative to --size (1.0)"
+        "--size", type=int, default=512, metavar="PX", help="longest side of the output (512)"
     )
-    g.add_argument("--iterations", type=int, default=300, help="function evaluations (300)")
+    g.add_argument(
+        "--style-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="style images' longest side = X * --size (1.0)",
+    )
+    g.add_argument(
+        "--iterations", type=int, default=300, metavar="N", help="function evaluations (300)"
+    )
     g.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="(lbfgs)")
     g.add_argument("--lr", type=float, default=None, help="step size (1.0 L-BFGS, 0.02 Adam)")
     g.add_argument("--multiscale", action="store_true", help="optimise at size/2, then at size")
@@ -78,18 +87,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     w = p.add_argument_group("costs")
     w.add_argument("--alpha", type=float, default=1.0, help="content weight (1)")
     w.add_argument("--beta", type=float, default=10.0, help="style weight (10)")
-    w.add_argument("--content-layer", default="conv4_2", help="content layer (conv4_2)")
+    w.add_argument(
+        "--content-layer",
+        default="conv4_2",
+        metavar="NAME",
+        help="content layer (conv4_2); names: conv1_1..conv5_4, relu1_1..relu5_4, pool1..pool5",
+    )
     w.add_argument(
         "--style-layers",
         type=_names,
         default=None,
+        metavar="NAMES",
         help="comma-separated (conv1_1,conv2_1,conv3_1,conv4_1,conv5_1)",
     )
     w.add_argument(
-        "--style-layer-weights", type=_floats, default=None, help="lambda per style layer (1/L)"
+        "--style-layer-weights",
+        type=_floats,
+        default=None,
+        metavar="W,W,...",
+        help="lambda per style layer (1/L each)",
     )
     w.add_argument(
-        "--style-blend-weights", type=_floats, default=None, help="one per style image (equal)"
+        "--style-blend-weights",
+        type=_floats,
+        default=None,
+        metavar="W,W,...",
+        help="one per style image (equal)",
     )
     w.add_argument("--tv-weight", type=float, default=0.0, help="total-variation weight (0)")
     w.add_argument(
@@ -118,11 +141,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--pooling", choices=("max", "avg"), default=None, help="(max ImageNet, avg random)"
     )
+    b.add_argument(
+        "--normalize-on",
+        choices=("content", "content+style"),
+        default="content+style",
+        help="random-vgg19: images on which each conv is rescaled to unit variance (content+style)",
+    )
+    b.add_argument(
+        "--per-layer",
+        dest="per_channel",
+        action="store_false",
+        help="random-vgg19: one scale per layer instead of per channel",
+    )
     o = p.add_argument_group("outputs")
     o.add_argument(
-        "--save-every", type=int, default=0, help="write OUT-<iteration>.png every N iterations"
+        "--save-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="write OUT-<iteration>.png every N iterations",
     )
-    o.add_argument("--loss-plot", type=Path, default=None, help="write the loss curves as PNG")
+    o.add_argument(
+        "--loss-plot", type=Path, default=None, metavar="PNG", help="write the loss curves here"
+    )
     p.set_defaults(func=run)
 
 
@@ -153,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
         download=args.download,
         normalize=args.normalize,
         pooling=args.pooling,
+        normalize_on=args.normalize_on,
+        per_channel=args.per_channel,
         device=args.device,
         precision=args.precision,
     )
