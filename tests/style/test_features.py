@@ -103,3 +103,21 @@ def test_weights_file_errors_name_the_file(tmp_path, features) -> None:
     torch.save({k: v for k, v in features.state_dict().items() if k.startswith("0.")}, short)
     with pytest.raises(WeightsError, match=r"short.pth.*missing features.2"):
         build_extractor(["conv2_1"], backbone="vgg19", weights=short)
+
+
+def test_auto_backbone_uses_the_hub_cache(tmp_path, monkeypatch, features) -> None:
+    import torch.hub
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path))
+    image = torch.rand(1, 3, 16, 16)
+    # nothing cached: the offline default
+    assert build_extractor(["conv1_1"], image, backbone="auto").name == "random-vgg19"
+    with pytest.raises(WeightsError, match=r"vgg19-dcbb9e9d.pth.*--download"):
+        build_extractor(["conv1_1"], image, backbone="vgg19")
+    # a cached file with the published name is used, and hash-checked
+    (tmp_path / "checkpoints").mkdir()
+    cached = tmp_path / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    small = {f"features.{k}": v for k, v in features.state_dict().items() if k.startswith("0.")}
+    torch.save(small, cached)
+    with pytest.raises(WeightsError, match=r"vgg19-dcbb9e9d.pth.*SHA-256"):
+        build_extractor(["conv1_1"], image, backbone="auto")
