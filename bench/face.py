@@ -8,9 +8,11 @@
   dlib's ``compute_face_descriptor`` on the same chips, both at 1 thread, interleaved, median of
   repeats. The bf16 option and the maximum descriptor difference are printed too.
 - lfw_dev_acc: the standard protocol on ../shared/data/lfw-dev (5 folds x 600 pairs; for each
-  fold the threshold is chosen on the other folds). Variants: HOG only (a pair whose face is not
-  found counts as "different"), + detection fallback, + flip averaging. The headline is the
-  fallback + flip variant if it is not worse than fallback alone.
+  fold the threshold is chosen on the other folds). Variants (see LFW_VARIANTS): dlib's pipeline
+  with HOG only (a missed face counts as "different"), + detection fallback, + flip averaging,
+  and the same with sub-pixel landmarks. The headline is the best variant (chosen on lfw-dev,
+  which the issue reserves for choosing defaults): sub-pixel landmarks + flip averaging.
+  Boxes and descriptors are cached in bench/out/, so reruns take seconds.
 - identify_ms_1e6: from ``cnnkit.face.gallery_bench.identify_ms(1_000_000)`` when that exists.
 
 Last line: ``RESULT embed_speedup_vs_dlib=<x> lfw_dev_acc=<a> identify_ms_1e6=<t>``.
