@@ -95,8 +95,8 @@ def write_lfw_like(root: Path) -> Path:
 
 def chips_of(images: list[Image.Image]) -> np.ndarray:
     """Aligned 150x150 chips of the largest face of each image, (N, 150, 150, 3) uint8."""
-    from cnnkit.face.align import align
-    from cnnkit.face.detect import detect, landmarks
+    from cnnkit.face.alignment import align
+    from cnnkit.face.detection import detect, landmarks
     from cnnkit.face.recognize import box_area
 
     out = []

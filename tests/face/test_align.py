@@ -8,7 +8,7 @@ from PIL import Image
 
 from cnnkit.errors import ShapeError
 from cnnkit.face import align, detect, landmarks, load_image
-from cnnkit.face.align import face_chip_details, pyramid_down
+from cnnkit.face.alignment import face_chip_details, pyramid_down
 from cnnkit.io import sample_path
 
 dlib = pytest.importorskip("dlib")

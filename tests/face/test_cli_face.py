@@ -214,7 +214,7 @@ def test_locked_corrupt_and_other_model_databases(db: Path, photos, tmp_path: Pa
 
 
 def test_missing_face_recognition_models(db: Path, photos, monkeypatch, capsys) -> None:
-    detect_mod = importlib.import_module("cnnkit.face.detect")
+    detect_mod = importlib.import_module("cnnkit.face.detection")
     pipeline = importlib.import_module("cnnkit.face.pipeline")
 
     real = importlib.util.find_spec

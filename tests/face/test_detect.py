@@ -15,7 +15,7 @@ from cnnkit.face import detect, faces, landmarks, load_image, model_file
 from cnnkit.io import sample_path
 
 dlib = pytest.importorskip("dlib")
-detect_mod = importlib.import_module("cnnkit.face.detect")
+detect_mod = importlib.import_module("cnnkit.face.detection")
 
 
 @pytest.fixture(scope="module")

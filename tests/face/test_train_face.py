@@ -179,7 +179,7 @@ def test_face_folder_and_cli_train(trained, tmp_path: Path, capsys, monkeypatch)
     assert "epoch 2: loss" in printed and "active triplets" in printed
     # The aligned chips were cached beside the checkpoint; a resumed run does not detect again.
     assert Path(f"{out}.chips.npz").is_file()
-    detect_module = importlib.import_module("cnnkit.face.detect")
+    detect_module = importlib.import_module("cnnkit.face.detection")
     monkeypatch.setattr(detect_module, "detect", _no_detection)
     assert main([*argv[:7], "3", *argv[8:]]) == 0
     assert "epoch 3: loss" in capsys.readouterr().out

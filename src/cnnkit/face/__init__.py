@@ -9,9 +9,8 @@ System: :class:`Gallery` (the SQLite person database), :func:`verify` (1:1), :fu
 :func:`kfold_accuracy`), and triplet fine-tuning (:func:`train_encoder`).
 
 Names are imported on first use (PEP 562), so ``import cnnkit.face.gallery`` or
-``cnnkit face list`` do not pay for importing torch and dlib. ``align`` and ``detect`` are
-bound eagerly (their modules are light): they share their names with their submodules, and the
-functions must win.
+``cnnkit face list`` do not pay for importing torch and dlib. The modules are named by noun
+(``detection``, ``alignment``) so that no function shares its name with a submodule.
 """
 
 from __future__ import annotations
@@ -19,21 +18,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from cnnkit.face.align import align
-from cnnkit.face.detect import Box, detect, landmarks, load_image
-
-# `align` and `detect` name both a submodule and a function. They are imported eagerly (both
-# are light: NumPy only, dlib loads on first call); lazily, importing the submodule first (as
-# `faces` does) would leave `cnnkit.face.detect` bound to the module instead of the function.
-
 #: public name -> module that defines it
 _EXPORTS = {
     # pipeline
-    "align": "cnnkit.face.align",  # bound above
-    "Box": "cnnkit.face.detect",
-    "detect": "cnnkit.face.detect",
-    "landmarks": "cnnkit.face.detect",
-    "load_image": "cnnkit.face.detect",
+    "align": "cnnkit.face.alignment",
+    "Box": "cnnkit.face.detection",
+    "detect": "cnnkit.face.detection",
+    "landmarks": "cnnkit.face.detection",
+    "load_image": "cnnkit.face.detection",
     "DlibFaceResNet": "cnnkit.face.encoder",
     "FaceEncoder": "cnnkit.face.encoder",
     "model_file": "cnnkit.face.models_files",
@@ -101,7 +93,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # static imports for type checkers and IDEs
-    from cnnkit.face.detect import Box, landmarks, load_image
+    from cnnkit.face.alignment import align
+    from cnnkit.face.detection import Box, detect, landmarks, load_image
     from cnnkit.face.encoder import DlibFaceResNet, FaceEncoder
     from cnnkit.face.evaluate import best_threshold, kfold_accuracy, read_pairs, roc_auc, tar_at_far
     from cnnkit.face.gallery import Gallery, default_db_path

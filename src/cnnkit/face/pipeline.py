@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.face.align import align
-from cnnkit.face.detect import Box, check_image, detect, landmarks
+from cnnkit.face.alignment import align
+from cnnkit.face.detection import Box, check_image, detect, landmarks
 from cnnkit.face.encoder import FaceEncoder
 
 _default: FaceEncoder | None = None

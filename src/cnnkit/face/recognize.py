@@ -66,7 +66,7 @@ def box_area(box: Box) -> int:
 
 def load(image: ImageLike) -> np.ndarray:
     """A path or an array -> (H, W, 3) uint8 RGB."""
-    from cnnkit.face.detect import check_image, load_image
+    from cnnkit.face.detection import check_image, load_image
 
     if isinstance(image, str | Path):
         return load_image(image)
@@ -210,8 +210,8 @@ class Detected:
 
 def detect_and_align(path: str | Path, upsample: int = 1) -> Detected:
     """Read one image, find its faces and align them; errors are captured, not raised."""
-    from cnnkit.face.align import align
-    from cnnkit.face.detect import detect, landmarks, load_image
+    from cnnkit.face.alignment import align
+    from cnnkit.face.detection import detect, landmarks, load_image
 
     path = Path(path)
     try:
@@ -327,8 +327,8 @@ def pair_embedder(
     With ``flip``, each descriptor is the mean of the chip's and its
     mirror image's.
     """
-    from cnnkit.face.align import align
-    from cnnkit.face.detect import detect, landmarks, load_image
+    from cnnkit.face.alignment import align
+    from cnnkit.face.detection import detect, landmarks, load_image
 
     stats = stats if stats is not None else PairStats()
 

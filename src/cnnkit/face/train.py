@@ -68,8 +68,8 @@ def load_face_folder(
     data: str | Path, upsample: int = 1, aligned: bool = False, encoder_chip: int = 150
 ) -> FaceSet:
     """Chips and labels of ``data/<person>/<photo>``; see the module docstring."""
-    from cnnkit.face.align import align
-    from cnnkit.face.detect import detect, landmarks, load_image
+    from cnnkit.face.alignment import align
+    from cnnkit.face.detection import detect, landmarks, load_image
     from cnnkit.face.recognize import box_area
     from cnnkit.io import list_images
     from cnnkit.progress import progress
