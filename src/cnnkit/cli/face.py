@@ -509,7 +509,7 @@ def run_rename(args: argparse.Namespace) -> int:
 
 def run_detect(args: argparse.Namespace) -> int:
     from cnnkit.errors import CnnkitError
-    from cnnkit.face.detect import detect, load_image
+    from cnnkit.face.detection import detect, load_image
 
     files = _check_inputs(args.inputs)
     writer = csv.writer(sys.stdout, lineterminator="\n")
