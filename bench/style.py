@@ -129,11 +129,12 @@ def run_baseline(size: int, iters: int, warmup: int) -> dict:
     content_scale = float(content_cost(a_C, torch.zeros_like(a_C)))
     alpha, beta = ALPHA, BETA
 
-    G = C.clone().requires_grad_(True)
+    scale = 0.02 * C.numel()  # cnnkit's L-BFGS parametrisation G = scale * u (see transfer.py)
+    u = (C / scale).requires_grad_(True)
     n = warmup + iters
     # the same optimiser settings as cnnkit's transfer(), so that the losses compare
     opt = torch.optim.LBFGS(
-        [G],
+        [u],
         lr=1.0,
         max_iter=n,
         max_eval=2 * n,
@@ -152,7 +153,7 @@ def run_baseline(size: int, iters: int, warmup: int) -> dict:
         if len(stamps) >= n:
             raise Spent
         opt.zero_grad()
-        f = forward(G)
+        f = forward(u * scale)
         J_c = content_cost(a_C, f[CONTENT_LAYER]) / content_scale
         J_s = sum(
             lam * gram_style_cost(t, f[name])

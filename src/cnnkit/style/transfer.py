@@ -82,6 +82,7 @@ class StyleConfig:
     precision: str = "auto"  # "auto" (bf16 where the CPU has it), "fp32" or "bf16"
     channels_last: bool = False  # channels-last convolutions inside the forward
     line_search: bool = True  # L-BFGS with a strong-Wolfe line search (else fixed steps)
+    lbfgs_rescale: bool = True  # L-BFGS on G / (0.02 numel): a first step of useful size
 
     def resolved_lr(self) -> float:
         if self.lr is not None:
@@ -343,7 +344,11 @@ def _optimise(
     offset: int,
 ) -> torch.Tensor:
     # the optimised parameter stays contiguous NCHW: torch.optim.LBFGS fails on channels_last
-    G = G0.detach().clone().contiguous().requires_grad_(True)
+    # L-BFGS's first step moves the pixels by a total (L1) of lr, which is nothing for an image
+    # of 10^5 values: the optimiser works on u = G / scale so that it moves each pixel by about
+    # 1/50 on average. Later steps are quasi-Newton steps, unaffected by the scale.
+    scale = 0.02 * G0.numel() if config.optimizer == "lbfgs" and config.lbfgs_rescale else 1.0
+    u = (G0.detach() / scale).contiguous().requires_grad_(True)
     lr = config.resolved_lr()
     opt: torch.optim.Optimizer
     if config.optimizer == "lbfgs":
@@ -351,7 +356,7 @@ def _optimise(
         # function evaluation, as neural-style counts them). The strong-Wolfe line search
         # keeps J decreasing, so G does not jump far from the content early on.
         opt = torch.optim.LBFGS(
-            [G],
+            [u],
             lr=lr,
             max_iter=max(1, config.iterations),
             max_eval=2 * max(1, config.iterations),
@@ -361,8 +366,8 @@ def _optimise(
             line_search_fn="strong_wolfe" if config.line_search else None,
         )
     else:
-        opt = torch.optim.Adam([G], lr=lr)
-    best: dict[str, Any] = {"total": math.inf, "G": G.detach().clone()}
+        opt = torch.optim.Adam([u], lr=lr)
+    best: dict[str, Any] = {"total": math.inf, "G": G0.detach().clone().contiguous()}
     count = 0
 
     def closure() -> torch.Tensor:
@@ -372,6 +377,7 @@ def _optimise(
         count += 1
         it = offset + count
         opt.zero_grad(set_to_none=True)
+        G = u * scale if scale != 1.0 else u
         total, c, s, t = objective(G)
         value = float(total.detach())
         if not math.isfinite(value):
@@ -396,7 +402,7 @@ def _optimise(
             opt.step(closure)  # type: ignore[arg-type]
             if config.optimizer == "adam":
                 with torch.no_grad():
-                    G.clamp_(0, 1)
+                    u.clamp_(0, 1)
     except _BudgetSpent:
         pass
     except KeyboardInterrupt:
