@@ -56,3 +56,9 @@ class NotFoundError(CnnkitError):
 
 class DependencyError(CnnkitError):
     """An optional package that a feature needs is not installed."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name when empty), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cnnkit.errors import ImageReadError
+from cnnkit.errors import ImageReadError, first_line
 from cnnkit.io.atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def load_image_pil(path: str | Path) -> Image.Image:
             hint="give a JPEG, PNG, BMP, GIF, TIFF or WebP file",
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ImageReadError(
             f"not a readable image ({reason})",
             path=path,

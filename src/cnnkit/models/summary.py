@@ -26,7 +26,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cnnkit.errors import ShapeError
+from cnnkit.errors import ShapeError, first_line
 
 #: Layer types left out of the table unless ``all_layers=True`` (no parameters, shape kept).
 ELEMENTWISE = ("ReLU", "ReLU6", "Dropout", "ScaledTanh", "Identity", "Tanh", "Sigmoid")
@@ -211,7 +211,7 @@ def summarize(
         with torch.no_grad():
             model(x)
     except (RuntimeError, ValueError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = first_line(exc)
         size = "x".join(str(d) for d in input_size)
         raise ShapeError(
             f"input {size} does not fit {name or type(model).__name__}: {msg[:200]}",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnkit.errors import WeightsError
+from cnnkit.errors import WeightsError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +202,9 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc, limit=160)
         raise WeightsError(
-            f"not a readable PyTorch checkpoint ({first[:160]})",
+            f"not a readable PyTorch checkpoint ({first})",
             path=path,
             hint="the file may be truncated or corrupt: download or save it again",
         ) from exc

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cnnkit.errors import WeightsError
+from cnnkit.errors import WeightsError, first_line
 from cnnkit.io import atomic_write
 
 FORMAT = "cnnkit-train/1"
@@ -55,9 +55,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, or pickled with unsafe objects
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise WeightsError(
-            f"cannot read checkpoint ({reason[:200]})",
+            f"cannot read checkpoint ({reason})",
             path=path,
             hint="the file may be truncated or not a PyTorch checkpoint",
         ) from exc
