@@ -277,7 +277,8 @@ class _Objective:
         n = len(self.layers)
         lambdas = list(config.style_layer_weights or [1.0 / n] * n)
         with torch.inference_mode():
-            a_C = self._features(content)[config.content_layer].float()
+            a_G0 = self._features(content)  # also gives the shapes of G's activations
+            a_C = a_G0[config.content_layer].float()
             # style targets per position, blended over style images: sum_s w_s G(S_s) / n_HW(S_s)
             targets = [torch.zeros(()) for _ in self.layers]
             for w, style in zip(blend, styles, strict=True):
@@ -285,8 +286,6 @@ class _Objective:
                 for i, name in enumerate(self.layers):
                     a = a_S[name].float()
                     targets[i] = targets[i] + w * gram_matrix(a) / (a.shape[2] * a.shape[3])
-            # the shapes of G's activations (same size as the content image)
-            a_G0 = self._features(content)
         self.a_C = a_C.clone()
         self.G_S = []
         self.lambdas = []
