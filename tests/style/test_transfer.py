@@ -121,3 +121,10 @@ def test_large_content_is_resized_with_a_note(images, caplog) -> None:
     assert image.shape == (34, 48, 3) and history.total == []
     assert "resized to 48x34" in caplog.text
     assert "ImageNet weights give better results" in caplog.text  # the offline notice
+
+
+def test_bf16_autocast_path_runs_with_fp32_costs(images) -> None:
+    content, style = images
+    image, history = transfer(content, style, SMALL, iterations=2, precision="bf16")
+    assert image.dtype == np.float32 and np.isfinite(image).all()
+    assert all(np.isfinite(history.total))
