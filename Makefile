@@ -35,6 +35,7 @@ bench: setup
 	OMP_NUM_THREADS=1 $(PY) bench/train.py
 	OMP_NUM_THREADS=1 $(PY) bench/style.py
 	OMP_NUM_THREADS=1 $(PY) bench/face.py
+	OMP_NUM_THREADS=1 $(PY) bench/degradation.py  # the longest: 6-13 minutes on 2 cores
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
