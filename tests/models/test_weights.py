@@ -134,7 +134,7 @@ def test_truncated_file(torch_home: Path, tmp_path: Path) -> None:
     torch.save(small_model().state_dict(), good)
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint.*truncated"):
         load_weights(small_model(), bad)
 
 
@@ -146,8 +146,29 @@ def test_no_hash_in_name_loads_and_logs(
     torch.save({"model": src.state_dict(), "epoch": 3}, path)  # a training checkpoint
     with caplog.at_level(logging.INFO, logger="cnnkit.models.weights"):
         dst = load_weights(small_model(1), path)
+    assert "without a hash check" not in caplog.text  # a user's own file: not worth a line
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="cnnkit.models.weights"):
+        load_weights(small_model(1), path)
     assert "without a hash check" in caplog.text
     assert_same_weights(src, dst)
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"hello world\n", "unrecognised file format"),
+        (b"\x00\x01garbage", "unrecognised file format"),
+    ],
+)
+def test_not_a_checkpoint_says_so(
+    torch_home: Path, tmp_path: Path, content: bytes, needle: str
+) -> None:
+    path = tmp_path / "notes.pth"
+    path.write_bytes(content)
+    with pytest.raises(WeightsError, match=needle) as info:
+        load_weights(small_model(), path)
+    assert "101" not in str(info.value)  # not the raw pickle byte of "e"
 
 
 def test_ddp_prefix_is_stripped(torch_home: Path, tmp_path: Path) -> None:
@@ -178,7 +199,7 @@ def test_mismatch_lists_keys(torch_home: Path, tmp_path: Path) -> None:
 def test_unsafe_pickle_is_refused(torch_home: Path, tmp_path: Path) -> None:
     path = tmp_path / "unsafe.pt"
     torch.save({"state_dict": small_model().state_dict(), "extra": logging.getLogger("x")}, path)
-    with pytest.raises(WeightsError, match="not a readable"):
+    with pytest.raises(WeightsError, match="not a readable.*logging.getLogger.*unsafe"):
         load_weights(small_model(), path)
 
 

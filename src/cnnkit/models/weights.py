@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnkit.errors import WeightsError, first_line
+from cnnkit.errors import WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -202,11 +202,9 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = first_line(exc, limit=160)
+        what, hint = _load_failure(path, exc)
         raise WeightsError(
-            f"not a readable PyTorch checkpoint ({first})",
-            path=path,
-            hint="the file may be truncated or corrupt: download or save it again",
+            f"not a readable PyTorch checkpoint ({what})", path=path, hint=hint
         ) from exc
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model"):
@@ -225,6 +223,41 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return state
+
+
+def _load_failure(path: Path, exc: BaseException) -> tuple[str, str]:
+    """Why ``torch.load`` failed, in words: ``(what, hint)``, from the file's first bytes.
+
+    PyTorch's own messages are unhelpful here (a text file gives ``KeyError: '101'``, the byte
+    value of its first letter), so the file format is told from its magic number instead.
+    """
+    text = str(exc)
+    if "Unsupported global" in text:
+        m = re.search(r"GLOBAL (\S+)", text)
+        obj = f" ({m.group(1)})" if m else ""
+        return (
+            f"it holds Python objects other than tensors{obj}, refused as unsafe",
+            "save only model.state_dict() (tensors), e.g. torch.save(model.state_dict(), path)",
+        )
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        head = b""
+    if head.startswith(b"PK"):
+        return (
+            "damaged zip archive: truncated or corrupt",
+            "download or save the file again",
+        )
+    if head[:1] == b"\x80":
+        return (
+            "damaged legacy pickle checkpoint: truncated or corrupt",
+            "download or save the file again",
+        )
+    return (
+        "unrecognised file format: not a file written by torch.save",
+        "give a .pth/.pt file saved with torch.save(model.state_dict(), path)",
+    )
 
 
 def _first(items: Iterable[str], n: int = 5) -> str:
@@ -264,7 +297,7 @@ def load_weights(
     if check_hash and prefix is not None:
         verify_hash(path, prefix)
     elif prefix is None:
-        log.info("%s: no hash in the file name; loading without a hash check", path)
+        log.debug("%s: no hash in the file name; loading without a hash check", path)
     state = read_state_dict(path)
 
     own = model.state_dict()
