@@ -54,6 +54,10 @@ class NotFoundError(CnnkitError):
     """A name (person, model, layer) that is not known."""
 
 
+class OutputError(CnnkitError):
+    """An output (image, checkpoint, database, report) that cannot be written where asked."""
+
+
 class DependencyError(CnnkitError):
     """An optional package that a feature needs is not installed."""
 

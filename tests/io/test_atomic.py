@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cnnkit.errors import OutputError
 from cnnkit.io import atomic_write, atomic_write_bytes, save_image
 
 
@@ -69,7 +70,7 @@ def test_failed_rename_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mo
         raise PermissionError("read-only")
 
     monkeypatch.setattr(atomic.os, "replace", fail)
-    with pytest.raises(PermissionError):
+    with pytest.raises(OutputError, match="cannot write the output: read-only"):
         save_image(target, np.ones((3, 3)))
     assert target.read_bytes() == before
     assert _leftovers(tmp_path) == []
@@ -98,3 +99,20 @@ def test_replaced_files_keep_their_permissions(tmp_path: Path) -> None:
     atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"new"
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_unwritable_folder_is_a_one_line_output_error(tmp_path: Path) -> None:
+    from cnnkit.io import check_writable
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    target = blocker / "out.png"  # its parent is a file
+    with pytest.raises(OutputError, match="cannot write the output") as info:
+        save_image(target, np.zeros((2, 2)))
+    assert info.value.path == str(target)
+    with pytest.raises(OutputError):
+        check_writable(target)
+    with pytest.raises(OutputError, match="Is a directory"):
+        check_writable(tmp_path)
+    assert check_writable(tmp_path / "new" / "ok.png") == tmp_path / "new" / "ok.png"
+    assert _leftovers(tmp_path / "new") == []

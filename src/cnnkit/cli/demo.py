@@ -18,15 +18,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sections",
         default=None,
-        help="comma-separated subset of sections to build (default: all)",
+        help="comma-separated subset of: edges, models, train, face, style (default: all)",
     )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from cnnkit.demo.report import build_report
+    from cnnkit.errors import CnnkitError
 
-    sections = args.sections.split(",") if args.sections else None
+    sections = None
+    if args.sections is not None:
+        sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+        if not sections:
+            raise CnnkitError(
+                "--sections is empty", hint="name some of: edges, models, train, face, style"
+            )
     index = build_report(args.out, sections=sections)
     print(index)
     return 0

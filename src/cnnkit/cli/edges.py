@@ -99,14 +99,7 @@ def run(args: argparse.Namespace) -> int:
     image = load_image(image_path)  # (H, W, 3) float32 in [0, 1]; ImageReadError if unreadable
     response = detect(image, args.kernel, threshold=args.threshold)
     picture = to_display(response, signed=is_signed(args.kernel))
-    try:
-        save_image(out, picture)  # PNG unless the suffix names another format
-    except OSError as exc:
-        raise CnnkitError(
-            f"cannot write the output ({exc.strerror or exc})",
-            path=out,
-            hint="choose another -o path",
-        ) from exc
+    save_image(out, picture)  # PNG unless the suffix names another format; OutputError if not
     log.info(
         "%s: %s edges of a %dx%d image%s",
         out,

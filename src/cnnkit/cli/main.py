@@ -5,7 +5,9 @@ parser and sets ``func`` to a callable taking the parsed arguments and returning
 Heavy libraries (torch, dlib) are imported inside those callables, so ``cnnkit --help`` is fast.
 
 Errors from the library (:class:`cnnkit.errors.CnnkitError`) print as ``error: <message>`` and
-exit with their code (2 unless stated); ``--debug`` shows the traceback instead.
+exit with their code (2 unless stated), and so do operating-system errors on files (a folder that
+cannot be created, a full disk); ``--debug`` shows the traceback instead. ``--debug`` and
+``--quiet`` work before or after the command.
 """
 
 from __future__ import annotations
@@ -50,12 +52,35 @@ def build_parser() -> argparse.ArgumentParser:
         "  cnnkit style content.jpg style.jpg -o out.png",
     )
     parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notices")
+    _add_global_flags(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command_parser in _all_subparsers(parser):
+        # The global flags also work after the command (`cnnkit train ... -q`); SUPPRESS keeps
+        # a flag given before the command from being reset by the subcommand's default.
+        _add_global_flags(command_parser, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--debug", action="store_true", default=default, help="show full tracebacks on errors"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="no progress bars or notices"
+    )
+
+
+def _all_subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below ``parser`` (commands, and sub-commands such as `face enroll`)."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                found.append(child)
+                found.extend(_all_subparsers(child))
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,6 +102,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # A file the command had to read or write (outside cnnkit.io's own checks).
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(
+            f"error: {where}{exc.strerror or exc} (check the path and its permissions)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

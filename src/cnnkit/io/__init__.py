@@ -1,7 +1,7 @@
 """Images in and out: Pillow decode with EXIF orientation and mode conversion, a size guard,
 atomic saves, and conversions to/from NCHW float arrays and tensors."""
 
-from cnnkit.io.atomic import atomic_write, atomic_write_bytes
+from cnnkit.io.atomic import atomic_write, atomic_write_bytes, check_writable
 from cnnkit.io.image import (
     MAX_IMAGE_PIXELS,
     array_to_nchw,
@@ -20,6 +20,7 @@ __all__ = [
     "array_to_nchw",
     "atomic_write",
     "atomic_write_bytes",
+    "check_writable",
     "list_images",
     "load_image",
     "load_image_pil",
