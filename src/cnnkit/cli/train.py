@@ -27,6 +27,11 @@ run the same command with --resume to continue where it stopped.
 
 PREDICT_EPILOG = """\
 Output: CSV on stdout with header file,rank,class,probability (rank 1 is the most likely).
+An unreadable file (corrupt, empty, not an image) gets one warning line on stderr and no
+rows; every other image is still predicted.
+
+Exit codes: 0 all images predicted; 2 some file could not be read (reported at the end),
+or a bad checkpoint or option.
 
 Example:
   cnnkit predict --model lenet5 --weights digits.pt seven.png three.png --top-k 3
@@ -184,16 +189,38 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from cnnkit.errors import CnnkitError, ImageReadError
     from cnnkit.io import list_images
     from cnnkit.train.evaluate import load_trained, predict_files
 
+    if args.top_k < 1:
+        raise CnnkitError(f"--top-k must be at least 1, got {args.top_k}")
     loaded = load_trained(args.weights, args.model)
-    paths = list_images(args.images)
-    rows = predict_files(loaded, [Path(p) for p in paths], top_k=args.top_k)
+    paths = [Path(p) for p in list_images(args.images)]
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["file", "rank", "class", "probability"])
-    for path, rank, cls, prob in rows:
-        writer.writerow([str(path), rank, cls, f"{prob:.6f}"])
+    failed: list[Path] = []
+    for path in paths:  # one unreadable file must not cost the others their predictions
+        try:
+            rows = predict_files(loaded, [path], top_k=args.top_k)
+        except ImageReadError as exc:
+            print(f"warning: {exc.message}; skipped", file=sys.stderr)
+            failed.append(path)
+            continue
+        except OSError as exc:
+            print(f"warning: {path}: cannot read ({exc.strerror or exc}); skipped", file=sys.stderr)
+            failed.append(path)
+            continue
+        for row_path, rank, cls, prob in rows:
+            writer.writerow([str(row_path), rank, cls, f"{prob:.6f}"])
+        sys.stdout.flush()
+    if failed:
+        print(
+            f"error: {len(failed)} of {len(paths)} file(s) could not be read: "
+            + ", ".join(str(p) for p in failed),
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
