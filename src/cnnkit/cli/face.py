@@ -7,6 +7,7 @@ import argparse
 import csv
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,17 @@ def _count(minimum: int):
         return value
 
     return parse
+
+
+def _tolerance(text: str) -> float:
+    """argparse type: a finite distance threshold > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 # -- options shared by the subcommands ------------------------------------------------------
@@ -87,7 +99,7 @@ def _model_opts(p: argparse.ArgumentParser, tolerance: bool = True) -> None:
     if tolerance:
         p.add_argument(
             "--tolerance",
-            type=float,
+            type=_tolerance,
             default=None,
             metavar="T",
             help="distance threshold tau: same person when d <= T; lower is stricter "
@@ -143,7 +155,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "is the face in PHOTO the enrolled person NAME?",
         "Prints 'match <distance>' and exits 0, or 'no-match <distance>' and exits 1 (2 on an\n"
         "error). The distance is to NAME's closest enrolled photo; with several faces in PHOTO\n"
-        "the largest is used.\n\nExample:\n  cnnkit face verify door.jpg --as Ada --tolerance 0.5",
+        "the largest is used (a notice on stderr says so).\n\n"
+        "Example:\n  cnnkit face verify door.jpg --as Ada --tolerance 0.5",
     )
     p.add_argument("photo", metavar="PHOTO", type=Path)
     p.add_argument("--as", dest="name", required=True, metavar="NAME", help="claimed identity")
@@ -156,8 +169,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "identify",
         "name every face in photos (CSV on stdout)",
         "Columns: file,top,right,bottom,left,name,distance. name is 'unknown' when no enrolled\n"
-        "person is within the tolerance. An unreadable image is reported on stderr and the exit\n"
-        "code is 2 at the end; the others are still processed.\n\n"
+        "person is within the tolerance. An unreadable image gets a warning on stderr and the\n"
+        "exit code is 2 at the end; the others are still processed. An image without a face\n"
+        "gets a notice on stderr ('<file>: no face found') and no row.\n\n"
         "Example:\n  cnnkit face identify party/ --cpus 2 > who.csv",
     )
     p.add_argument("inputs", metavar="PHOTO|DIR", nargs="+", type=Path)
@@ -194,6 +208,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         fsub,
         "detect",
         "face boxes in photos (CSV: file,top,right,bottom,left)",
+        "An unreadable image gets a warning on stderr and the exit code is 2 at the end; the\n"
+        "others are still processed. An image without a face gets a notice on stderr\n"
+        "('<file>: no face found') and no row.\n\n"
         "Example:\n  cnnkit face detect photos/ --upsample 0",
     )
     p.add_argument("inputs", metavar="PHOTO|DIR", nargs="+", type=Path)
@@ -374,6 +391,22 @@ def _check_inputs(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _warn_unreadable(message: str) -> None:
+    print(f"warning: {message}; skipped", file=sys.stderr)
+
+
+def _no_face(path: Path) -> None:
+    print(f"{path}: no face found", file=sys.stderr)
+
+
+def _failed_summary(failed: int, total: int) -> int:
+    """Exit code after a batch: 2 (with one summary line) when some file could not be read."""
+    if not failed:
+        return 0
+    print(f"error: {failed} of {total} file(s) could not be read", file=sys.stderr)
+    return 2
+
+
 # -- commands --------------------------------------------------------------------------------
 def run_enroll(args: argparse.Namespace) -> int:
     import numpy as np
@@ -436,14 +469,19 @@ def run_enroll(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from cnnkit.face.recognize import verify
+    from cnnkit.face.recognize import box_area, find_faces, one_face, verify
 
     with _gallery(args) as db:
         db.vectors_of(args.name)  # unknown name: error before loading the encoder
         encoder = _encoder(args)
-        match, d = verify(
-            args.photo, args.name, db, args.tolerance, encoder=encoder, upsample=args.upsample
-        )
+        db.check_model(encoder.model_id, encoder.dim)
+        found = find_faces(args.photo, args.upsample, encoder)
+        if not found:
+            one_face(args.photo, args.upsample, encoder)  # raises NoFaceError with its hint
+        if len(found) > 1:
+            print(f"{args.photo}: {len(found)} faces found, using the largest", file=sys.stderr)
+        face = max(found, key=lambda f: box_area(f.box))
+        match, d = verify(face.embedding, args.name, db, args.tolerance)
     print(f"{'match' if match else 'no-match'} {_fmt(d)}")
     return 0 if match else 1
 
@@ -456,7 +494,19 @@ def run_identify(args: argparse.Namespace) -> int:
         from cnnkit.errors import CnnkitError
 
         raise CnnkitError("--batch-size and --cpus must be at least 1")
+    files = [Path(f) for f in files]
     failed = 0
+    answered: set[Path] = set()  # files with a row or a warning
+    done = 0  # files[:done] are finished (rows come in file order)
+
+    def finish(upto: Path | None) -> None:
+        """Files before ``upto`` (all with None) that gave nothing had no face."""
+        nonlocal done
+        while done < len(files) and (upto is None or files[done] != upto):
+            if files[done] not in answered:
+                _no_face(files[done])
+            done += 1
+
     with _gallery(args) as db:
         encoder = _encoder(args)
         writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -464,14 +514,18 @@ def run_identify(args: argparse.Namespace) -> int:
         for path, box, name, d, error in identify_many(
             files, db, encoder, args.tolerance, args.upsample, args.batch_size, args.cpus
         ):
+            path = Path(path)
+            finish(path)
+            answered.add(path)
             if error is not None:
-                print(f"error: {error}", file=sys.stderr)
+                _warn_unreadable(error)
                 failed += 1
                 continue
             assert box is not None
             writer.writerow([str(path), *box, name or "unknown", _fmt(d)])
             sys.stdout.flush()
-    return 2 if failed else 0
+        finish(None)
+    return _failed_summary(failed, len(files))
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -518,15 +572,18 @@ def run_detect(args: argparse.Namespace) -> int:
     for path in files:
         try:
             boxes = detect(load_image(path), args.upsample)
-        except CnnkitError as exc:
+        except (CnnkitError, OSError) as exc:
             if len(files) == 1:
                 raise
-            print(f"error: {exc.message}", file=sys.stderr)
+            _warn_unreadable(exc.message if isinstance(exc, CnnkitError) else f"{path}: {exc}")
             failed += 1
             continue
+        if not boxes:
+            _no_face(path)
         for box in boxes:
             writer.writerow([str(path), *box])
-    return 2 if failed else 0
+        sys.stdout.flush()
+    return _failed_summary(failed, len(files))
 
 
 def run_export(args: argparse.Namespace) -> int:

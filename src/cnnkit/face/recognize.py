@@ -218,8 +218,9 @@ def detect_and_align(path: str | Path, upsample: int = 1) -> Detected:
         image = load_image(path)
         boxes = detect(image, upsample)
         chips = [align(image, landmarks(image, b)) for b in boxes]
-    except CnnkitError as exc:
-        return Detected(path, [], np.zeros((0, 150, 150, 3), np.uint8), exc.message)
+    except (CnnkitError, OSError) as exc:  # OSError: a read failing below the loader's checks
+        message = exc.message if isinstance(exc, CnnkitError) else f"{path}: {exc}"
+        return Detected(path, [], np.zeros((0, 150, 150, 3), np.uint8), message)
     stack = np.stack(chips) if chips else np.zeros((0, 150, 150, 3), np.uint8)
     return Detected(path, list(boxes), stack)
 
