@@ -72,3 +72,22 @@ def test_demo_refuses_empty_sections(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 2
     assert "--sections is empty" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "lenet5", "--dataset", "digits", "--epochs", "1", "--out"],
+        ["evaluate", "--dataset", "digits", "--weights", "missing.pt", "--confusion"],
+    ],
+)
+def test_unwritable_output_fails_before_the_work(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = blocker / "out.file"
+    code = main([*argv, str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"error: {out}: cannot write the output: "), err

@@ -143,8 +143,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from cnnkit.io import check_writable
     from cnnkit.train import TrainConfig, train
 
+    if args.out:
+        check_writable(args.out)  # fail now, not after the training
     kwargs = {}
     if args.residual is not None:
         kwargs["residual"] = args.residual == "yes"
@@ -225,8 +228,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from cnnkit.io import check_writable
     from cnnkit.train.evaluate import evaluate_model, format_confusion, load_trained, plot_confusion
 
+    if args.confusion:
+        check_writable(args.confusion)
     loaded = load_trained(args.weights, args.model)
     ev = evaluate_model(loaded, data=args.data, dataset=args.dataset)
     print(f"accuracy {ev.accuracy:.4f} ({int(round(ev.accuracy * ev.n))}/{ev.n})")
