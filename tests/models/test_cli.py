@@ -48,8 +48,10 @@ def test_summary_plain_and_lenet_default_input(capsys: pytest.CaptureFixture[str
     [
         (["summary", "vgg61"], "did you mean"),
         (["summary", "vgg16", "--plain"], "ResNets only"),
-        (["summary", "vgg16", "--input", "3x8x8"], "does not fit vgg16"),
+        (["summary", "vgg16", "--input", "3x8x8"], "too small for vgg16"),
         (["summary", "vgg16", "--input", "big"], "CxHxW"),
+        (["summary", "vgg16", "--input", "1x2"], "ambiguous"),
+        (["summary", "vgg16", "--input", "1x64x64", "--in-channels", "3"], "--in-channels is 3"),
     ],
 )
 def test_summary_errors(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
@@ -70,3 +72,37 @@ def test_models_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows[0]["params"] == 60_000 and rows[0]["input_size"] == [1, 32, 32]
     code, out, _ = run(capsys, "models", "zzz*")
     assert code == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--num-classes", "-3"],
+        ["--num-classes", "0"],
+        ["--in-channels", "0"],
+        ["--num-classes", "ten"],
+    ],
+)
+def test_summary_rejects_counts_below_one(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["summary", "vgg16", *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert argv[0] in err and (">= 1" in err or "at least 1" in err)
+    assert "Traceback" not in err and "UserWarning" not in err
+
+
+def test_summary_input_channels_build_the_model(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "summary", "resnet50", "--input", "1x224x224", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["input_size"] == [1, 224, 224]
+    assert d["total_params"] == 25_557_032 - 2 * 7 * 7 * 64  # conv1 sees 1 channel, not 3
+
+
+def test_summary_model_name_ignores_case(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "summary", "VGG16", "--input", "32", "--json")
+    assert code == 0
+    assert json.loads(out)["model"] == "vgg16"

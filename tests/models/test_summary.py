@@ -91,10 +91,20 @@ def test_json_round_trip() -> None:
 
 
 def test_too_small_input_is_a_shape_error() -> None:
-    with pytest.raises(ShapeError, match="does not fit vgg16"):
+    with pytest.raises(ShapeError, match=r"3x16x16 is too small for vgg16.*at least 32x32") as e:
         summarize_model("vgg16", (3, 16, 16))
-    with pytest.raises(ShapeError):
+    assert "Calculated output size" not in str(e.value)  # no torch internals
+    with pytest.raises(ShapeError) as e:
         summarize_model("lenet5", (1, 28, 28))
+    # one hint (LeNet-5's own), not LeNet-5's and a generic one back to back
+    assert str(e.value).endswith(f"({e.value.hint})") and "32x32" in str(e.value.hint)
+    assert str(e.value).count(str(e.value.hint)) == 1 and "larger input" not in str(e.value)
+
+
+def test_channel_mismatch_names_in_channels() -> None:
+    with pytest.raises(ShapeError, match="has 1 channels but resnet18 was built for 3") as e:
+        summarize_model("resnet18", (1, 64, 64))
+    assert "in_channels=1" in str(e.value)
 
 
 @pytest.mark.parametrize(
@@ -110,7 +120,7 @@ def test_parse_input_size(text: str, expected: tuple[int, int, int]) -> None:
     assert parse_input_size(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "3x224x", "axbxc", "0x32x32", "1x2x3x4"])
+@pytest.mark.parametrize("text", ["", "3x224x", "axbxc", "0x32x32", "1x2x3x4", "1x2", "3x224"])
 def test_parse_input_size_rejects(text: str) -> None:
     with pytest.raises(ShapeError, match="CxHxW"):
         parse_input_size(text)

@@ -6,6 +6,17 @@ import argparse
 import json
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--num-classes``, ``--in-channels``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``summary`` and ``models`` to the ``cnnkit`` parser."""
     p = sub.add_parser(
@@ -32,19 +43,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--input",
         metavar="CxHxW",
         default=None,
-        help="input size of one image, e.g. 3x224x224 (default: the size the network was "
-        "designed for: 3x224x224; 1x32x32 for lenet5; 3x227x227 for alexnet2012; 3x32x32 for "
-        "the CIFAR ResNets)",
+        help="input size of one image: CxHxW (3x224x224), HxW (224x224) or N (224 = NxN); a "
+        "C other than the model's builds the model for C channels (default: the size the "
+        "network was designed for: 3x224x224; 1x32x32 for lenet5; 3x227x227 for alexnet2012; "
+        "3x32x32 for the CIFAR ResNets)",
     )
     p.add_argument(
         "--num-classes",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="classes of the last layer (default: 1000, or 10 for lenet5 and CIFAR ResNets)",
     )
     p.add_argument(
-        "--in-channels", type=int, default=None, metavar="C", help="input channels (default 3)"
+        "--in-channels",
+        type=positive_int,
+        default=None,
+        metavar="C",
+        help="input channels (default: the C of --input, else 3; 1 for lenet5)",
     )
     group = p.add_mutually_exclusive_group()
     group.add_argument(
@@ -101,8 +117,16 @@ def run_summary(args: argparse.Namespace) -> int:
     if args.input is not None:
         channels = args.in_channels or info.input_size[0]
         input_size = parse_input_size(args.input, default_channels=channels)
+        if args.in_channels is None and input_size[0] != info.input_size[0]:
+            kwargs["in_channels"] = input_size[0]  # --input 1x224x224: a 1-channel model
+        elif args.in_channels is not None and input_size[0] != args.in_channels:
+            raise CnnkitError(
+                f"--input {args.input} has n_C = {input_size[0]} but --in-channels is "
+                f"{args.in_channels}",
+                hint="give one of them, or make them agree",
+            )
     summary = summarize_model(
-        args.model, input_size, num_classes=args.num_classes, all_layers=args.all, **kwargs
+        info.name, input_size, num_classes=args.num_classes, all_layers=args.all, **kwargs
     )
     if args.json:
         print(json.dumps(summary.as_dict(), indent=1))

@@ -112,8 +112,13 @@ def _natural_key(name: str) -> list[Any]:
 
 
 def model_info(name: str) -> ModelInfo:
-    """The :class:`ModelInfo` of ``name``; :class:`NotFoundError` with close matches if unknown."""
+    """The :class:`ModelInfo` of ``name``; :class:`NotFoundError` with close matches if unknown.
+
+    Case and ``-``/``_`` do not matter: ``"VGG16"`` and ``"LeNet5-Modern"`` are found.
+    """
     _load_builders()
+    if name not in _REGISTRY:
+        name = name.strip().lower().replace("-", "_")
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=4, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else "see `cnnkit models`"
@@ -149,7 +154,7 @@ def create_model(
         from cnnkit.models.weights import resolve_checkpoint, weights_source
 
         resolve_checkpoint(
-            weights_source(name, weights),
+            weights_source(info.name, weights),
             download=bool(kwargs.get("download", False)),
             progress=bool(kwargs.get("progress", True)),
         )

@@ -131,20 +131,101 @@ def human(n: int) -> str:
 
 
 def parse_input_size(text: str, default_channels: int = 3) -> tuple[int, int, int]:
-    """``"3x224x224"`` -> (3, 224, 224); ``"224x224"`` or ``"224"`` use ``default_channels``."""
+    """``"3x224x224"`` -> (3, 224, 224); ``"224x224"`` (HxW) or ``"224"`` (NxN) use
+    ``default_channels``.
+
+    Two numbers whose first is 1 to 4 (``"1x28"``, ``"3x224"``) are refused as ambiguous: they
+    read as a channel count and a height with the width missing, more likely than as an image of
+    height 1 to 4.
+
+    Raises:
+        ShapeError: anything else, or a zero.
+    """
     compact = re.sub(r"\s+", "", text.lower())
     ok = re.fullmatch(r"\d+([x,]\d+){0,2}", compact)
     dims = [int(p) for p in re.split(r"[x,]", compact)] if ok else []
+    if not dims or min(dims) < 1:
+        raise ShapeError(
+            f"input size must be CxHxW, HxW or N (NxN) with positive integers. Got {text!r}",
+            hint="e.g. --input 3x224x224",
+        )
+    if len(dims) == 2 and dims[0] <= 4 and dims[0] != dims[1]:
+        raise ShapeError(
+            f"input size {text!r} is ambiguous: it reads as CxH with W missing",
+            hint=f"give CxHxW, e.g. {dims[0]}x{dims[1]}x{dims[1]}, or a square size N",
+        )
     if len(dims) == 1:
         dims = [default_channels, dims[0], dims[0]]
     elif len(dims) == 2:
         dims = [default_channels, *dims]
-    if len(dims) != 3 or min(dims) < 1:
-        raise ShapeError(
-            f"input size must be CxHxW with positive integers. Got {text!r}",
-            hint="e.g. --input 3x224x224",
-        )
     return dims[0], dims[1], dims[2]
+
+
+def _first_conv_channels(model: Any) -> int | None:
+    """``in_channels`` of the model's first ``Conv2d`` (its n_C of the input), if any."""
+    from torch import nn
+
+    for mod in model.modules():
+        if isinstance(mod, nn.Conv2d):
+            return int(mod.in_channels)
+    return None
+
+
+def _runs(model: Any, input_size: tuple[int, ...], device: Any) -> bool:
+    import torch
+
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1, *input_size), device=device))
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+def _min_side(
+    model: Any, input_size: tuple[int, ...], device: Any, limit: int = 4096
+) -> int | None:
+    """The smallest square n_H = n_W >= the given size that the model runs on (None: none)."""
+    c, *hw = input_size
+    lo = max(hw) if hw else 1  # fails (or is not square); search above it
+    hi = max(2 * lo, 8)
+    while not _runs(model, (c, hi, hi), device):
+        lo, hi = hi, 2 * hi
+        if hi > limit:
+            return None
+    while hi - lo > 1:  # invariant: lo fails (or is too small), hi runs
+        mid = (lo + hi) // 2
+        if _runs(model, (c, mid, mid), device):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _does_not_fit(
+    model: Any, input_size: tuple[int, ...], title: str, device: Any, exc: Exception
+) -> ShapeError:
+    """The one-line :class:`ShapeError` for a forward pass that failed on ``input_size``."""
+    size = "x".join(str(d) for d in input_size)
+    if isinstance(exc, ShapeError):  # the model's own check (LeNet-5's 32x32): keep its hint
+        return ShapeError(f"input {size} does not fit {title}: {exc.what}", hint=exc.hint)
+    want_c = _first_conv_channels(model)
+    if want_c is not None and want_c != input_size[0]:
+        return ShapeError(
+            f"input {size} has {input_size[0]} channels but {title} was built for {want_c}",
+            hint=f"build it with in_channels={input_size[0]} (cnnkit summary: --in-channels "
+            f"{input_size[0]})",
+        )
+    side = _min_side(model, input_size, device)
+    if side is not None:
+        return ShapeError(
+            f"input {size} is too small for {title}: a layer's output would be 0x0",
+            hint=f"use at least {side}x{side}",
+        )
+    return ShapeError(
+        f"input {size} does not fit {title}: {first_line(exc, limit=200)}",
+        hint="give the input size the network was designed for (see `cnnkit models`)",
+    )
 
 
 def _macs(module: Any, inp: Any, out_shape: tuple[int, ...]) -> int:
@@ -211,12 +292,10 @@ def summarize(
         with torch.no_grad():
             model(x)
     except (RuntimeError, ValueError) as exc:
-        msg = first_line(exc)
-        size = "x".join(str(d) for d in input_size)
-        raise ShapeError(
-            f"input {size} does not fit {name or type(model).__name__}: {msg[:200]}",
-            hint="give a larger input, or the channel count the model was built with",
-        ) from exc
+        for h in handles:
+            h.remove()
+        handles = []
+        raise _does_not_fit(model, input_size, name or type(model).__name__, device, exc) from exc
     finally:
         for h in handles:
             h.remove()
@@ -263,5 +342,5 @@ def summarize_model(
         if "in_channels" in kwargs:
             input_size = (int(kwargs["in_channels"]), *input_size[1:])
     with torch.device("meta"):
-        model = create_model(name, num_classes=num_classes, **kwargs)
-    return summarize(model, input_size, name=name, all_layers=all_layers)
+        model = create_model(info.name, num_classes=num_classes, **kwargs)
+    return summarize(model, input_size, name=info.name, all_layers=all_layers)
