@@ -59,6 +59,25 @@ def test_cli_missing_weights_file(files, capsys) -> None:
     assert "vgg19-missing.pth" in capsys.readouterr().err
 
 
+def test_cli_weights_must_be_vgg19(files, capsys) -> None:
+    base = ["style", str(files["content"]), str(files["gray"])]
+    assert main([*base, "--weights", str(files["dir"] / "nonexistent.pth")]) == 2
+    err = capsys.readouterr().err
+    assert "nonexistent.pth: no such file" in err and "vgg19-dcbb9e9d.pth" in err
+    assert "resnet101" not in err  # style takes no other architecture's weights
+    assert main([*base, "--weights", "resnet18"]) == 2
+    err = capsys.readouterr().err
+    assert "style needs a VGG-19 checkpoint" in err and "resnet18" in err
+
+
+def test_cli_empty_style_layers_is_an_error(files, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["style", str(files["content"]), str(files["gray"]), "--style-layers", ""])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--style-layers" in err and "conv5_4" in err
+
+
 def test_cli_nan_message(files, capsys) -> None:
     out = files["dir"] / "nan.png"
     args = ["style", str(files["content"]), str(files["gray"]), "-o", str(out), *FAST]

@@ -37,7 +37,14 @@ def _floats(text: str) -> list[float]:
 
 
 def _names(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(
+            f"no layer name in {text!r}: give comma-separated names, e.g. "
+            "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1 (valid: conv1_1..conv5_4, "
+            "relu1_1..relu5_4, pool1..pool5)"
+        )
+    return names
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -136,8 +136,22 @@ def find_weights(weights: str | Path | None, download: bool = False) -> Path:
     Raises:
         WeightsError: the file is missing (the message names it, its folder and its URL).
     """
-    from cnnkit.models.weights import resolve_checkpoint
+    from cnnkit.models.weights import get_record, resolve_checkpoint
 
+    if weights is not None and not Path(weights).is_file():
+        record = get_record(str(weights))
+        if record is None:
+            raise WeightsError(
+                "no such file",
+                path=weights,
+                hint=f"style needs ImageNet VGG-19 weights: {VGG19_FILE} from {VGG19_URL}, "
+                "or a VGG-19 state dict, full or features-only",
+            )
+        if record.file != VGG19_FILE:
+            raise WeightsError(
+                f"style needs a VGG-19 checkpoint, not {record.arch}'s {record.file}",
+                hint=f"give --weights vgg19 (that is {VGG19_FILE}) or a VGG-19 state dict file",
+            )
     path, _ = resolve_checkpoint(weights if weights is not None else "vgg19", download=download)
     return path
 
