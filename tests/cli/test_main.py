@@ -91,3 +91,24 @@ def test_unwritable_output_fails_before_the_work(
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith(f"error: {out}: cannot write the output: "), err
+
+
+@pytest.mark.parametrize("option", ["-o", "--loss-plot"])
+def test_style_checks_its_outputs_before_the_optimisation(
+    option: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from cnnkit.io import sample_path
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    bad = blocker / "out.png"
+    outputs = {"-o": str(tmp_path / "ok.png"), "--loss-plot": str(tmp_path / "loss.png")}
+    outputs[option] = str(bad)
+    argv = ["style", str(sample_path("chelsea")), str(sample_path("brick")), "--size", "32"]
+    for flag, value in outputs.items():
+        argv += [flag, value]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"error: {bad}: cannot write the output: "), err
+    assert not (tmp_path / "ok.png").exists()

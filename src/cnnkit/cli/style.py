@@ -175,7 +175,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnkit.io import save_image
+    from cnnkit.io import check_writable, save_image
     from cnnkit.style.transfer import DEFAULT_STYLE_LAYERS, StyleConfig, transfer
 
     config = StyleConfig(
@@ -207,7 +207,9 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
     )
     out: Path = args.output
-    out.parent.mkdir(parents=True, exist_ok=True)
+    for path in (out, args.loss_plot):
+        if path is not None:
+            check_writable(path)  # fail now, not after the optimisation
 
     def snapshot(iteration: int, image) -> None:  # noqa: ANN001
         save_image(out.with_name(f"{out.stem}-{iteration:04d}{out.suffix or '.png'}"), image)
