@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dlib  # the reference implementation (cnnkit[face] depends on dlib-bin)
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,8 +11,6 @@ from cnnkit.errors import ShapeError
 from cnnkit.face import align, detect, landmarks, load_image
 from cnnkit.face.alignment import face_chip_details, pyramid_down
 from cnnkit.io import sample_path
-
-dlib = pytest.importorskip("dlib")
 
 
 def _dlib_chip(img: np.ndarray, marks: np.ndarray, size: int = 150, padding: float = 0.25):

@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import sys
 
+import dlib  # the reference implementation (cnnkit[face] depends on dlib-bin)
 import numpy as np
 import pytest
 from PIL import Image
@@ -14,7 +15,6 @@ from cnnkit.errors import DependencyError, ImageReadError, NotFoundError, ShapeE
 from cnnkit.face import detect, faces, landmarks, load_image, model_file
 from cnnkit.io import sample_path
 
-dlib = pytest.importorskip("dlib")
 detect_mod = importlib.import_module("cnnkit.face.detection")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dlib  # the reference implementation (cnnkit[face] depends on dlib-bin)
 import numpy as np
 import pytest
 import torch
@@ -20,8 +21,6 @@ from cnnkit.face import (
 from cnnkit.face import encoder as encoder_mod
 from cnnkit.face.encoder import DlibFaceResNet, add_prev, fold_affine
 from cnnkit.io import sample_path
-
-dlib = pytest.importorskip("dlib")
 
 
 @pytest.fixture(scope="module")
