@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-TITLE = "face: verification with a person database"
+TITLE = "Face verification and recognition (cnnkit face)"
 
 
 def _transformed(path: Path) -> np.ndarray:
