@@ -20,7 +20,9 @@ def _transformed(path: Path) -> np.ndarray:
     """grace_hopper rotated 6 degrees, 20% brighter, and cropped: (H, W, 3) uint8."""
     from PIL import Image, ImageEnhance
 
-    img = Image.open(path).convert("RGB")
+    from cnnkit.io import load_image_pil
+
+    img = load_image_pil(path)
     img = img.rotate(6, resample=Image.Resampling.BILINEAR)
     img = ImageEnhance.Brightness(img).enhance(1.2)
     w, h = img.size

@@ -115,19 +115,10 @@ class VectorIndex:
 
     def save_faiss(self, path: str | Path) -> None:
         """Write the faiss index to ``path`` atomically (temp file, then rename)."""
-        import os
-        import tempfile
+        from cnnkit.io import atomic_write_bytes
 
         faiss = _import_faiss()
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            faiss.write_index(self.faiss_index(), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, faiss.serialize_index(self.faiss_index()).tobytes())
 
     def load_faiss(self, path: str | Path) -> bool:
         """Use the faiss index saved at ``path`` if it matches these vectors; return success."""
