@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnkit.errors import ShapeError, WeightsError
+from cnnkit.errors import ShapeError, WeightsError, first_line
 from cnnkit.face.dlib_format import DlibNet, read_dlib_net
 from cnnkit.models.resnet import conv3x3
 
@@ -277,8 +277,7 @@ def load_checkpoint(path: str | Path) -> tuple[DlibFaceResNet, str | None]:
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as exc:
-        first = str(exc).splitlines()[0]
-        raise WeightsError(f"the weights do not fit {ARCH} ({first})", path=path) from exc
+        raise WeightsError(f"the weights do not fit {ARCH} ({first_line(exc)})", path=path) from exc
     return model.eval(), (str(model_id) if model_id else None)
 
 
