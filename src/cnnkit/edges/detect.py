@@ -247,14 +247,12 @@ def to_display(
         scale = _robust_scale(response, percentile)
     if not scale > 0:
         raise ValueError(f"scale should be > 0. Got {scale!r}")
+    from cnnkit.io import to_uint8
+
     v = np.clip(response.astype(np.float32) / np.float32(scale), -1.0, 1.0)
     if not signed:
-        return (np.abs(v) * 255.0 + 0.5).astype(np.uint8)
+        return to_uint8(np.abs(v))
     # White at 0; positive fades G and B (red), negative fades R and G (blue).
     fade_pos = 1.0 - np.maximum(v, 0.0)
     fade_neg = 1.0 + np.minimum(v, 0.0)
-    rgb = np.empty((*v.shape, 3), dtype=np.uint8)
-    rgb[:, :, 0] = (fade_neg * 255.0 + 0.5).astype(np.uint8)
-    rgb[:, :, 1] = (fade_pos * fade_neg * 255.0 + 0.5).astype(np.uint8)
-    rgb[:, :, 2] = (fade_pos * 255.0 + 0.5).astype(np.uint8)
-    return rgb
+    return to_uint8(np.stack([fade_neg, fade_pos * fade_neg, fade_pos], axis=-1))
