@@ -144,16 +144,27 @@ def format_confusion(cm: np.ndarray, classes: list[str]) -> str:
     return "\n".join(lines)
 
 
-def plot_confusion(cm: np.ndarray, classes: list[str], path: str | Path, title: str = "") -> Path:
-    """Write the confusion matrix as a PNG (counts in each cell), atomically."""
+def _save_png(fig: Any, path: str | Path) -> Path:
+    """Render a matplotlib figure to PNG, write it atomically, close the figure."""
     import io
 
+    import matplotlib.pyplot as plt
+
+    from cnnkit.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def plot_confusion(cm: np.ndarray, classes: list[str], path: str | Path, title: str = "") -> Path:
+    """Write the confusion matrix as a PNG (counts in each cell), atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from cnnkit.io import atomic_write_bytes
 
     n = len(classes)
     fig, ax = plt.subplots(figsize=(1.2 + 0.5 * n, 1.0 + 0.5 * n), dpi=100)
@@ -171,23 +182,15 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: str | Path, title: 
                 color = "white" if cm[i, j] > top / 2 else "black"
                 ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8, color=color)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
+    return _save_png(fig, path)
 
 
 def plot_history(history: list[dict[str, float]], path: str | Path, title: str = "") -> Path:
     """Loss and accuracy per epoch (train and validation) as a PNG, atomically."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from cnnkit.io import atomic_write_bytes
 
     epochs = [h["epoch"] for h in history]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
@@ -207,8 +210,4 @@ def plot_history(history: list[dict[str, float]], path: str | Path, title: str =
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
+    return _save_png(fig, path)
