@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cnnkit.errors import CnnkitError, ShapeError
+from cnnkit.errors import CnnkitError
 from cnnkit.face.gallery import Gallery
 
 if TYPE_CHECKING:
@@ -356,11 +356,3 @@ def pair_embedder(
         return emb
 
     return embed_images
-
-
-def check_embedding(x: np.ndarray, dim: int) -> np.ndarray:
-    """Validate one (dim,) float descriptor."""
-    v = np.asarray(x, dtype=np.float32).reshape(-1)
-    if v.shape != (dim,) or not np.all(np.isfinite(v)):
-        raise ShapeError(f"expected a finite ({dim},) descriptor, got shape {np.shape(x)}")
-    return v

@@ -111,8 +111,3 @@ def wrap_model(ctx: DistContext, model: Any) -> Any:
     if ctx.device.startswith("cuda"):
         return DistributedDataParallel(model, device_ids=[int(ctx.device.split(":")[1])])
     return DistributedDataParallel(model)
-
-
-def unwrap(model: Any) -> Any:
-    """The plain model under a DDP wrapper."""
-    return getattr(model, "module", model)
