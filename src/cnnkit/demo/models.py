@@ -31,12 +31,9 @@ def _all_models_table(summaries: list) -> str:
 
 
 def _plot(summaries: list, path: Path) -> None:
-    import matplotlib
+    from cnnkit.io.figures import save_figure, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    fig, ax = subplots(figsize=(7, 4.5), dpi=100)
     for i, s in enumerate(summaries):
         xy = (s.total_macs / 1e9, s.total_params / 1e6)
         ax.scatter(*xy, s=30)
@@ -49,8 +46,7 @@ def _plot(summaries: list, path: Path) -> None:
     ax.set_title("Size and cost of the classic networks")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def build(out_dir: Path) -> str:

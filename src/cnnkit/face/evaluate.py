@@ -268,17 +268,12 @@ def evaluate_distances(
 
 def plot_roc(distances: np.ndarray, same: np.ndarray, path: str | Path, title: str = "ROC") -> Path:
     """Save the ROC curve (TAR against FAR, log FAR axis) as a PNG, atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cnnkit.io.atomic import atomic_write
+    from cnnkit.io.figures import save_figure, subplots
 
     far, tar, _ = roc(distances, same)
     n_neg = int((~np.asarray(same, bool)).sum())
     floor = 1.0 / max(n_neg, 1)
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    fig, ax = subplots(figsize=(5, 4), dpi=100)
     ax.plot(np.maximum(far, floor / 2), tar, lw=1.5)
     ax.set_xscale("log")
     ax.set_xlim(floor / 2, 1.0)
@@ -289,11 +284,7 @@ def plot_roc(distances: np.ndarray, same: np.ndarray, path: str | Path, title: s
     ax.set_title(f"{title} (AUC {roc_auc(distances, same):.4f})")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def pair_distances(

@@ -111,17 +111,10 @@ class History:
         self.total.append(total)
 
     def plot(self, path: str | Path) -> Path:
-        """Write the loss curves (log scale) as a PNG."""
-        import io as _io
+        """Write the loss curves (log scale) as a PNG, atomically."""
+        from cnnkit.io.figures import save_figure, subplots
 
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from cnnkit.io import atomic_write_bytes
-
-        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+        fig, ax = subplots(figsize=(5, 3.2), dpi=100)
         x = list(range(1, len(self.total) + 1))
         ax.plot(x, self.total, label="total J", color="k")
         ax.plot(x, self.content, label="alpha J_content")
@@ -134,11 +127,7 @@ class History:
         ax.set_title(f"style transfer ({self.backbone})" if self.backbone else "style transfer")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        buffer = _io.BytesIO()
-        fig.savefig(buffer, format="png")
-        plt.close(fig)
-        atomic_write_bytes(Path(path), buffer.getvalue())
-        return Path(path)
+        return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------

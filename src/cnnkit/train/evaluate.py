@@ -144,30 +144,12 @@ def format_confusion(cm: np.ndarray, classes: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _save_png(fig: Any, path: str | Path) -> Path:
-    """Render a matplotlib figure to PNG, write it atomically, close the figure."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    from cnnkit.io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
-
-
 def plot_confusion(cm: np.ndarray, classes: list[str], path: str | Path, title: str = "") -> Path:
     """Write the confusion matrix as a PNG (counts in each cell), atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from cnnkit.io.figures import save_figure, subplots
 
     n = len(classes)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.5 * n, 1.0 + 0.5 * n), dpi=100)
+    fig, ax = subplots(figsize=(1.2 + 0.5 * n, 1.0 + 0.5 * n), dpi=100)
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(n), classes, rotation=90 if n > 12 else 0)
     ax.set_yticks(range(n), classes)
@@ -182,18 +164,15 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: str | Path, title: 
                 color = "white" if cm[i, j] > top / 2 else "black"
                 ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8, color=color)
     fig.tight_layout()
-    return _save_png(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_history(history: list[dict[str, float]], path: str | Path, title: str = "") -> Path:
     """Loss and accuracy per epoch (train and validation) as a PNG, atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from cnnkit.io.figures import save_figure, subplots
 
     epochs = [h["epoch"] for h in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
+    fig, (a1, a2) = subplots(1, 2, figsize=(9, 3.4), dpi=100)
     a1.plot(epochs, [h["loss"] for h in history], "o-", label="train")
     if all("val_loss" in h for h in history):
         a1.plot(epochs, [h["val_loss"] for h in history], "s-", label="test")
@@ -210,4 +189,4 @@ def plot_history(history: list[dict[str, float]], path: str | Path, title: str =
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save_png(fig, path)
+    return save_figure(fig, path)
