@@ -110,7 +110,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     app.state.sessions = Sessions(config.session_token, config.gallery)
     problems.install(app)
     uploads.install(app, config.max_upload_bytes)
-    metrics_mod.install(app, app.state.metrics)
+    metrics_mod.install(app, app.state.metrics, API_PREFIX)
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router, prefix=API_PREFIX)
 
