@@ -66,3 +66,19 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (its type name when empty), for one-line errors."""
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def shorten(value: object, limit: int = 60) -> str:
+    """A user value as it may be echoed in a one-line error: quoted like ``repr``, cut to ``limit``.
+
+    Control characters (newlines, escapes) show escaped, so a value cannot break the one line.
+    A longer value keeps its first ``limit - 1`` characters, an ellipsis and its length:
+    ``shorten("a" * 100000)`` -> ``'aaaa…' (100000 characters)``. Non-strings (paths, numbers)
+    are shown through ``str`` first.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[: limit - 1] + '…'!r} ({len(text)} characters)"
