@@ -83,7 +83,39 @@ def _all_subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPa
     return found
 
 
+#: Exit status after stdout was closed early (`cnnkit ... | head`): 128 + SIGPIPE, what a shell
+#: reports for a Unix tool stopped by a closed pipe.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``cnnkit ARGV``; return its exit status.
+
+    A reader that leaves early (``cnnkit summary resnet152 | head -c 100``) ends the command
+    quietly with :data:`EXIT_BROKEN_PIPE`, as in the Python docs' recipe: stdout is pointed at
+    ``/dev/null`` so the interpreter's final flush cannot print "Exception ignored".
+    """
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # inside the try: a closed pipe shows here, not at shutdown
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE
+
+
+def _stdout_to_devnull() -> None:
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a replaced stdout (tests, embedding)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None or not hasattr(args, "func"):
@@ -102,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        raise  # stdout closed by its reader: main() ends quietly
     except OSError as exc:
         # A file the command had to read or write (outside cnnkit.io's own checks).
         if args.debug:
@@ -115,11 +149,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # `cnnkit ... | head`: stop quietly.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":
