@@ -202,7 +202,7 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        what, hint = _load_failure(path, exc)
+        what, hint = describe_load_failure(path, exc)
         raise WeightsError(
             f"not a readable PyTorch checkpoint ({what})", path=path, hint=hint
         ) from exc
@@ -225,11 +225,12 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     return state
 
 
-def _load_failure(path: Path, exc: BaseException) -> tuple[str, str]:
+def describe_load_failure(path: Path, exc: BaseException) -> tuple[str, str]:
     """Why ``torch.load`` failed, in words: ``(what, hint)``, from the file's first bytes.
 
     PyTorch's own messages are unhelpful here (a text file gives ``KeyError: '101'``, the byte
-    value of its first letter), so the file format is told from its magic number instead.
+    value of its first letter; a refused pickle suggests ``weights_only=False``, which would run
+    the file's code), so they are never echoed: the file format is told from its magic number.
     """
     text = str(exc)
     if "Unsupported global" in text:
