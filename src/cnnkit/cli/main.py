@@ -13,14 +13,16 @@ cannot be created, a full disk); ``--debug`` shows the traceback instead. ``--de
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from cnnkit import __version__
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import CnnkitError, shorten
 from cnnkit.progress import is_quiet, set_quiet
 
 #: Command modules, in the order ``cnnkit --help`` lists them.
@@ -34,8 +36,41 @@ COMMAND_MODULES = (
 )
 
 
+class CliParser(argparse.ArgumentParser):
+    """The parser of ``cnnkit`` and of every command below it: usage errors are one line.
+
+    ``error: argument -k/--kernel: invalid choice 'sobelx' (did you mean sobel?)`` on stderr and
+    exit 2, like every other cnnkit error, instead of argparse's usage block plus a second line.
+    Sub-commands inherit the class (``add_subparsers`` makes parsers of its parser's type).
+    """
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is None or value in action.choices:
+            return
+        choices = [str(c) for c in action.choices]
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"choose from {', '.join(choices)}"
+        raise argparse.ArgumentError(action, f"invalid choice {shorten(value)} ({hint})")
+
+    def error(self, message: str, prog: str | None = None) -> NoReturn:
+        line = " ".join(message.split())  # one line, whatever argparse or a type function said
+        if len(line) > 300:  # e.g. a pasted file given as arguments
+            line = line[:299] + "…"
+        if not line.endswith("?)") and "(choose from " not in line:
+            line += f" (see {prog or self.prog} --help)"
+        self.exit(2, f"error: {line}\n")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """As argparse's, but leftover arguments name the command's help, not ``cnnkit``'s."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            prog = getattr(parsed, "cli_prog", self.prog)  # the deepest command's (set below)
+            self.error(f"unrecognized arguments: {' '.join(extras)}", prog=prog)
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="cnnkit",
         description=(
             "Convolutional neural networks from the convolution up: edge detection, classic "
@@ -47,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
         "  cnnkit demo --out demo-output        # report of every capability on shipped images\n"
         "  cnnkit edges photo.jpg -o edges.png  # Sobel edge magnitude\n"
         "  cnnkit summary vgg16                 # the layer table of VGG-16\n"
-        "  cnnkit train lenet5 --dataset digits # train LeNet-5 on scikit-learn's digits\n"
+        "  cnnkit models 'resnet*'              # the networks cnnkit can build\n"
+        "  cnnkit train lenet5 --dataset digits --out digits.pt  # train LeNet-5 on the digits\n"
+        "  cnnkit predict --weights digits.pt photo.png          # top-5 classes\n"
+        "  cnnkit evaluate --weights digits.pt --dataset digits  # accuracy, confusion matrix\n"
         "  cnnkit face enroll Ada ada.jpg       # one-shot enrollment\n"
         "  cnnkit style content.jpg style.jpg -o out.png",
     )
@@ -60,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         # The global flags also work after the command (`cnnkit train ... -q`); SUPPRESS keeps
         # a flag given before the command from being reset by the subcommand's default.
         _add_global_flags(command_parser, default=argparse.SUPPRESS)
+        command_parser.set_defaults(cli_prog=command_parser.prog)
     return parser
 
 

@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``cnnkit style`` to the ``cnnkit`` parser."""
     p = sub.add_parser(
         "style",
-        help="paint a photo in the style of other images (neural style transfer)",
+        help="paint a photo in the style of others (neural style transfer)",
         description="Neural style transfer (Gatys et al.): minimise J(G) = alpha J_content(C, G)"
         " + beta J_style(S, G) over the pixels of G, with the costs of the course notes.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -38,7 +38,7 @@ Example:
 """
 
 EVALUATE_EPILOG = """\
-Example:
+Examples:
   cnnkit evaluate --model lenet5 --weights digits.pt --dataset digits --confusion cm.png
   cnnkit evaluate --model resnet18 --weights photos.pt --data photos-test/
 """
