@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnkit.errors import CnnkitError, shorten
+from cnnkit.errors import PATH_LIMIT, CnnkitError, shorten, show_path
 
 
 def test_short_values_are_quoted_whole() -> None:
@@ -37,3 +37,13 @@ def test_error_message_with_a_shortened_value_is_one_short_line() -> None:
     err = CnnkitError(f"no person {shorten('z' * 5000)}", hint="cnnkit face list shows them")
     assert len(err.message.splitlines()) == 1
     assert len(err.message) < 140
+
+
+def test_paths_stay_whole_up_to_the_limit_then_are_shortened() -> None:
+    short = "/data/" + "p" * 150 + ".jpg"
+    assert show_path(short) == short
+    assert CnnkitError("no such file", path=short).message == f"{short}: no such file"
+    long = "/data/" + "p" * 100_000
+    assert show_path(long) == shorten(long, PATH_LIMIT)
+    message = CnnkitError("no such file", path=Path(long)).message
+    assert message.endswith("(100006 characters): no such file") and len(message) < 260

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: Paths (and names) longer than this are shortened when an error line echoes them.
+PATH_LIMIT = 200
+
 
 class CnnkitError(Exception):
     """A user-facing error: which thing, what is wrong, what to do.
@@ -28,7 +31,7 @@ class CnnkitError(Exception):
 
     @property
     def message(self) -> str:
-        text = self.what if self.path is None else f"{self.path}: {self.what}"
+        text = self.what if self.path is None else f"{show_path(self.path)}: {self.what}"
         if self.hint:
             text += f" ({self.hint})"
         return text
@@ -82,3 +85,10 @@ def shorten(value: object, limit: int = 60) -> str:
     if len(text) <= limit:
         return repr(text)
     return f"{text[: limit - 1] + '…'!r} ({len(text)} characters)"
+
+
+def show_path(path: str | Path) -> str:
+    """A path as an error line shows it: whole (unquoted) up to :data:`PATH_LIMIT` characters,
+    else :func:`shorten`-ed to that limit."""
+    text = str(path)
+    return text if len(text) <= PATH_LIMIT else shorten(text, PATH_LIMIT)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from cnnkit import __version__
-from cnnkit.errors import CnnkitError, shorten
+from cnnkit.errors import CnnkitError, shorten, show_path
 from cnnkit.progress import is_quiet, set_quiet
 
 #: Command modules, in the order ``cnnkit --help`` lists them.
@@ -179,7 +179,7 @@ def _main(argv: Sequence[str] | None) -> int:
         # A file the command had to read or write (outside cnnkit.io's own checks).
         if args.debug:
             raise
-        where = f"{exc.filename}: " if exc.filename else ""
+        where = f"{show_path(exc.filename)}: " if exc.filename else ""
         print(
             f"error: {where}{exc.strerror or exc} (check the path and its permissions)",
             file=sys.stderr,

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 
+from cnnkit.errors import shorten
+
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (``--num-classes``, ``--in-channels``)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number >= 1, got {shorten(text)}"
+        ) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -138,7 +142,7 @@ def run_summary(args: argparse.Namespace) -> int:
 def run_models(args: argparse.Namespace) -> int:
     import torch
 
-    from cnnkit.errors import NotFoundError, shorten
+    from cnnkit.errors import NotFoundError
     from cnnkit.models.registry import create_model, list_models, model_info
     from cnnkit.models.weights import get_record
 

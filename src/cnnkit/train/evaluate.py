@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnkit.errors import CnnkitError, WeightsError
+from cnnkit.errors import PATH_LIMIT, CnnkitError, WeightsError, shorten
 from cnnkit.train.build import create, transfer_state
 from cnnkit.train.checkpoint import load_checkpoint
 from cnnkit.train.data import ImageTransform, load_data
@@ -40,7 +40,7 @@ def load_trained(weights: str | Path, model_name: str | None = None) -> LoadedMo
     name = str(ckpt["model"])
     if model_name is not None and model_name != name:
         raise WeightsError(
-            f"checkpoint holds a {name!r}, not a {model_name!r}",
+            f"checkpoint holds a {name!r}, not a {shorten(model_name, PATH_LIMIT)}",
             path=weights,
             hint=f"use --model {name}",
         )
@@ -148,8 +148,6 @@ def evaluate_model(
 
 def _names(classes: list[str], n: int = 4) -> str:
     """The first ``n`` class names, shortened, for an error line."""
-    from cnnkit.errors import shorten
-
     shown = ", ".join(shorten(c, 20) for c in classes[:n])
     return shown + (f", ... ({len(classes) - n} more)" if len(classes) > n else "")
 
