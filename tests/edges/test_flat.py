@@ -19,25 +19,25 @@ _BLANK = {False: 0, True: 255}
 @pytest.mark.parametrize("kernel", KERNEL_NAMES)
 @pytest.mark.parametrize("level", [179, 85, 31, 255])
 def test_flat_image_gives_a_blank_map(tmp_path: Path, kernel: str, level: int) -> None:
-    src = tmp_path / "flat.png"
-    Image.fromarray(np.full((9, 11, 3), level, dtype=np.uint8)).save(src)
-    out = tmp_path / "out.png"
+    pixels = _cli_edges(tmp_path, np.full((9, 11, 3), level, dtype=np.uint8), kernel)
+    assert (pixels == _BLANK[is_signed(kernel)]).all(), np.unique(pixels)
+
+
+def _cli_edges(tmp_path: Path, pixels: np.ndarray, kernel: str) -> np.ndarray:
+    """``cnnkit edges`` of a PNG holding ``pixels``; the map it wrote."""
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    Image.fromarray(pixels).save(src)
     assert main(["-q", "edges", str(src), "-k", kernel, "-o", str(out)]) == 0
     with Image.open(out) as img:
-        pixels = np.asarray(img)
-    assert (pixels == _BLANK[is_signed(kernel)]).all(), np.unique(pixels)
+        return np.asarray(img)
 
 
 @pytest.mark.parametrize("kernel", KERNEL_NAMES)
 @pytest.mark.parametrize("level", [179, 31])
 def test_one_pixel_image_gives_a_blank_map(tmp_path: Path, kernel: str, level: int) -> None:
-    src = tmp_path / "dot.png"
-    Image.fromarray(np.full((1, 1, 3), level, dtype=np.uint8)).save(src)
-    out = tmp_path / "out.png"
-    assert main(["-q", "edges", str(src), "-k", kernel, "-o", str(out)]) == 0
-    with Image.open(out) as img:
-        assert img.size == (1, 1)
-        assert (np.asarray(img) == _BLANK[is_signed(kernel)]).all()
+    pixels = _cli_edges(tmp_path, np.full((1, 1, 3), level, dtype=np.uint8), kernel)
+    assert pixels.shape[:2] == (1, 1)
+    assert (pixels == _BLANK[is_signed(kernel)]).all()
 
 
 @pytest.mark.parametrize("kernel", ["sobel", "scharr", "prewitt"])
