@@ -13,7 +13,7 @@
   and the same with sub-pixel landmarks. The headline is the best variant (chosen on lfw-dev,
   which the issue reserves for choosing defaults): sub-pixel landmarks + flip averaging.
   Boxes and descriptors are cached in bench/out/, so reruns take seconds.
-- identify_ms_1e6: from ``cnnkit.face.gallery_bench.identify_ms(1_000_000)`` when that exists.
+- identify_ms_1e6: from ``bench/gallery_bench.py: identify_ms(1_000_000)`` when that exists.
 
 Last line: ``RESULT embed_speedup_vs_dlib=<x> lfw_dev_acc=<a> identify_ms_1e6=<t>``.
 """
@@ -287,7 +287,7 @@ LFW_VARIANTS = {
 
 def identify_ms() -> float:
     try:
-        from cnnkit.face.gallery_bench import identify_ms as shared_identify_ms
+        from gallery_bench import identify_ms as shared_identify_ms  # bench/gallery_bench.py
     except ImportError:
         return math.nan
     return float(shared_identify_ms(1_000_000))

@@ -300,7 +300,7 @@ def pair_distances(
         pairs: from :func:`read_pairs`.
         images_dir: folder that the pairs' relative paths start from.
         embed_images: list of paths -> (len, d) descriptors, one per image
-            (see :func:`cnnkit.face.recognize.pair_embedder`).
+            (see :func:`cnnkit.face.pairs.pair_embedder`).
         batch_size: images per call of ``embed_images``.
     """
     from cnnkit.progress import progress
