@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.errors import CnnkitError, ShapeError
+from cnnkit.errors import CnnkitError, ShapeError, shorten
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ def read_pairs(path: str | Path) -> list[Pair]:
                 raise ValueError
         except ValueError:
             raise CnnkitError(
-                f"line {i + 2 if per_fold else i + 1} is not an LFW pair: {' '.join(fields)!r}",
+                f"line {i + 2 if per_fold else i + 1} is not an LFW pair: "
+                f"{shorten(' '.join(fields))}",
                 path=path,
                 hint="expected 'name i j' or 'name1 i name2 j'",
             ) from None

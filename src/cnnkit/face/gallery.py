@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.errors import CnnkitError, DatabaseError, NotFoundError, ShapeError
+from cnnkit.errors import CnnkitError, DatabaseError, NotFoundError, ShapeError, shorten
 from cnnkit.face.gallery_sqlite import open_database, translate_errors
 from cnnkit.face.index import IndexConfig, VectorIndex
 from cnnkit.face.store import Match, Person
@@ -66,7 +66,7 @@ def check_name(name: str) -> str:
     clean = name.strip() if isinstance(name, str) else ""
     if not clean or len(clean) > 200 or not clean.isprintable() or "," in clean:
         raise CnnkitError(
-            f"invalid person name {name!r}",
+            f"invalid person name {shorten(name)}",
             hint="use 1-200 printable characters without commas",
         )
     return clean
@@ -288,7 +288,7 @@ class Gallery:
             pid = self._require_person(con, old)
             if self._person_id(con, new) is not None:
                 raise DatabaseError(
-                    f"a person named {new!r} already exists",
+                    f"a person named {shorten(new)} already exists",
                     path=self.path,
                     hint="remove or rename that person first",
                 )
@@ -305,7 +305,7 @@ class Gallery:
         if pid is None:
             known = [r[0] for r in con.execute("SELECT name FROM persons ORDER BY name LIMIT 6")]
             hint = "enrolled: " + ", ".join(known) if known else "the database is empty"
-            raise NotFoundError(f"no person named {name!r}", path=self.path, hint=hint)
+            raise NotFoundError(f"no person named {shorten(name)}", path=self.path, hint=hint)
         return pid
 
     def persons(self) -> list[Person]:

@@ -36,6 +36,17 @@ CREATE INDEX embeddings_person ON embeddings(person_id);
 """
 
 
+def _readonly_query(path: Path) -> str:
+    """The URI query for a read-only open: ``mode=ro``, and ``immutable=1`` when the folder is
+    not writable and no write-ahead log is pending, since SQLite cannot then create the ``-shm``
+    file a WAL database needs even for reading."""
+    wal = Path(f"{path}-wal")
+    pending = wal.exists() and wal.stat().st_size > 0
+    if not os.access(path.parent, os.W_OK) and not Path(f"{path}-shm").exists() and not pending:
+        return "?mode=ro&immutable=1"
+    return "?mode=ro"
+
+
 def open_database(
     path: Path, *, create: bool, readonly: bool, timeout: float
 ) -> sqlite3.Connection:
@@ -70,7 +81,7 @@ def open_database(
     try:
         if readonly:
             con = sqlite3.connect(
-                path.resolve().as_uri() + "?mode=ro",
+                path.resolve().as_uri() + _readonly_query(path),
                 uri=True,
                 timeout=timeout,
                 isolation_level=None,

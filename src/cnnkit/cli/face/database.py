@@ -15,16 +15,36 @@ log = logging.getLogger(__name__)
 
 def register(fsub: argparse._SubParsersAction) -> None:
     """Add this module's subcommands to ``cnnkit face``."""
-    p = parser(fsub, "list", "list enrolled persons (CSV: name,photos,enrolled)")
+    p = parser(
+        fsub,
+        "list",
+        "list enrolled persons (CSV: name,photos,enrolled)",
+        "A summary line (persons, photos, encoder, tau, file) goes to stderr. The database is\n"
+        "opened read-only, so a file in a read-only folder can be listed.\n\n"
+        "Examples:\n  cnnkit face list\n  cnnkit face list --db team.sqlite3 > persons.csv",
+    )
     db_opts(p)
     p.set_defaults(func=run_list)
 
-    p = parser(fsub, "remove", "remove a person and all their photos")
+    p = parser(
+        fsub,
+        "remove",
+        "remove a person and all their photos",
+        "The person's descriptors are deleted in one transaction (the photos themselves were\n"
+        "never stored).\n\nExamples:\n  cnnkit face remove Ada\n"
+        "  cnnkit face remove 'Grace Hopper' --db team.sqlite3",
+    )
     p.add_argument("name", metavar="NAME")
     db_opts(p)
     p.set_defaults(func=run_remove)
 
-    p = parser(fsub, "rename", "rename a person")
+    p = parser(
+        fsub,
+        "rename",
+        "rename a person",
+        "The new name must be free; the photos stay enrolled.\n\nExamples:\n"
+        "  cnnkit face rename Ada 'Ada Lovelace'\n  cnnkit face rename ada Ada --db team.sqlite3",
+    )
     p.add_argument("old", metavar="OLD")
     p.add_argument("new", metavar="NEW")
     db_opts(p)
