@@ -42,6 +42,10 @@ _EXPORTS = {
     # person database, search, verify / identify
     "Gallery": "cnnkit.face.gallery",
     "default_db_path": "cnnkit.face.gallery",
+    "check_name": "cnnkit.face.gallery",
+    "DEFAULT_TOLERANCE": "cnnkit.face.gallery",
+    "read_export": "cnnkit.face.gallery_io",
+    "identify_many": "cnnkit.face.batch",
     "IndexConfig": "cnnkit.face.index",
     "VectorIndex": "cnnkit.face.index",
     "verify": "cnnkit.face.recognize",
@@ -80,6 +84,7 @@ _EXPORTS = {
 __all__ = [
     "Box",
     "Calibration",
+    "DEFAULT_TOLERANCE",
     "DlibFaceResNet",
     "EnrollReport",
     "Face",
@@ -98,6 +103,7 @@ __all__ = [
     "batch_hard_triplets",
     "best_threshold",
     "calibrate",
+    "check_name",
     "default_db_path",
     "default_encoder",
     "detect",
@@ -109,12 +115,14 @@ __all__ = [
     "faces",
     "identify",
     "identify_image",
+    "identify_many",
     "kfold_accuracy",
     "landmarks",
     "load_encoder",
     "load_image",
     "mined_triplet_loss",
     "model_file",
+    "read_export",
     "read_pairs",
     "roc_auc",
     "semi_hard_triplets",
@@ -127,10 +135,12 @@ __all__ = [
 
 if TYPE_CHECKING:  # static imports for type checkers and IDEs
     from cnnkit.face.alignment import align
+    from cnnkit.face.batch import identify_many
     from cnnkit.face.detection import Box, detect, landmarks, load_image
     from cnnkit.face.encoder import DlibFaceResNet, FaceEncoder
     from cnnkit.face.evaluate import best_threshold, kfold_accuracy, read_pairs, roc_auc, tar_at_far
-    from cnnkit.face.gallery import Gallery, default_db_path
+    from cnnkit.face.gallery import DEFAULT_TOLERANCE, Gallery, check_name, default_db_path
+    from cnnkit.face.gallery_io import read_export
     from cnnkit.face.index import IndexConfig, VectorIndex
     from cnnkit.face.losses import (
         batch_hard_triplets,

@@ -104,14 +104,14 @@ def pairs_opts(p: argparse.ArgumentParser) -> None:
 
 
 def db_exists(db_path: Path | None) -> bool:
-    from cnnkit.face.gallery import default_db_path
+    from cnnkit.face import default_db_path
 
     return Path(db_path or default_db_path()).exists()
 
 
 def gallery(args: argparse.Namespace, create: bool = False, readonly: bool = False):
     """The person database of ``--db``; ``readonly`` for commands that only read."""
-    from cnnkit.face.gallery import Gallery
+    from cnnkit.face import Gallery
 
     return Gallery(args.db, create=create, timeout=args.timeout, readonly=readonly)
 
@@ -119,7 +119,7 @@ def gallery(args: argparse.Namespace, create: bool = False, readonly: bool = Fal
 def encoder_loader(args: argparse.Namespace):
     """A loader of ``--model`` on ``--device``: the use cases call it once the inputs are
     checked, so bad input fails before the model loads."""
-    from cnnkit.face.pipeline import load_encoder
+    from cnnkit.face import load_encoder
 
     return lambda: load_encoder(args.model, device=args.device)
 

@@ -116,7 +116,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from cnnkit.face.gallery_io import read_export
+    from cnnkit.face import read_export
 
     read_export(args.file)  # a bad file fails before a database is created
     with gallery(args, create=True) as db:

@@ -126,7 +126,7 @@ def register(fsub: argparse._SubParsersAction) -> None:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from cnnkit.face.usecases import calibrate
+    from cnnkit.face import calibrate
 
     with gallery(args, create=True) as db:
         cal = calibrate(
@@ -165,8 +165,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from cnnkit.face.gallery import DEFAULT_TOLERANCE
-    from cnnkit.face.usecases import evaluate_pairs
+    from cnnkit.face import DEFAULT_TOLERANCE, evaluate_pairs
 
     if args.tolerance is not None:
         tau = args.tolerance
@@ -199,7 +198,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from cnnkit.face.train import TrainConfig, train_encoder
+    from cnnkit.face import TrainConfig, train_encoder
 
     config = TrainConfig(
         data=args.data,

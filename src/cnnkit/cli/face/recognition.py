@@ -98,8 +98,7 @@ def register(fsub: argparse._SubParsersAction) -> None:
 
 
 def run_enroll(args: argparse.Namespace) -> int:
-    from cnnkit.face.gallery import check_name
-    from cnnkit.face.usecases import enroll
+    from cnnkit.face import check_name, enroll
 
     name = check_name(args.name)  # a bad name fails before the database is opened
     with _new_db_guard(args), gallery(args, create=True) as db:
@@ -158,7 +157,7 @@ class _new_db_guard:
     a refused enrollment leaves no empty database behind (only if it still holds nobody)."""
 
     def __init__(self, args: argparse.Namespace):
-        from cnnkit.face.gallery import default_db_path
+        from cnnkit.face import default_db_path
 
         self.path = Path(args.db) if args.db is not None else default_db_path()
         self.new = not self.path.exists()
@@ -172,7 +171,7 @@ class _new_db_guard:
         import contextlib
 
         from cnnkit.errors import CnnkitError
-        from cnnkit.face.gallery import Gallery
+        from cnnkit.face import Gallery
 
         with contextlib.suppress(CnnkitError, OSError):
             with Gallery(self.path, create=False) as db:
@@ -183,7 +182,7 @@ class _new_db_guard:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from cnnkit.face.usecases import verify_photo
+    from cnnkit.face import verify_photo
 
     with gallery(args, readonly=True) as db:
         result = verify_photo(
@@ -201,7 +200,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_identify(args: argparse.Namespace) -> int:
-    from cnnkit.face.batch import identify_many
+    from cnnkit.face import identify_many
 
     files = [Path(f) for f in check_inputs(args.inputs)]
     failed = 0
@@ -239,7 +238,7 @@ def run_identify(args: argparse.Namespace) -> int:
 
 def run_detect(args: argparse.Namespace) -> int:
     from cnnkit.errors import CnnkitError
-    from cnnkit.face.usecases import detect_faces
+    from cnnkit.face import detect_faces
 
     files = check_inputs(args.inputs)
     writer = csv.writer(sys.stdout, lineterminator="\n")
