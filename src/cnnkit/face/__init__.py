@@ -49,6 +49,8 @@ _EXPORTS = {
     "IndexConfig": "cnnkit.face.index",
     "VectorIndex": "cnnkit.face.index",
     "verify": "cnnkit.face.recognize",
+    "NoFaceError": "cnnkit.face.recognize",
+    "SeveralFacesError": "cnnkit.face.recognize",
     "identify": "cnnkit.face.recognize",
     "Match": "cnnkit.face.store",
     "Person": "cnnkit.face.store",
@@ -93,9 +95,11 @@ __all__ = [
     "Gallery",
     "IndexConfig",
     "Match",
+    "NoFaceError",
     "Person",
     "PersonStore",
     "PhotoReport",
+    "SeveralFacesError",
     "TrainConfig",
     "VectorIndex",
     "Verification",
@@ -150,7 +154,7 @@ if TYPE_CHECKING:  # static imports for type checkers and IDEs
     )
     from cnnkit.face.models_files import model_file
     from cnnkit.face.pipeline import Face, default_encoder, distance, embed, faces, load_encoder
-    from cnnkit.face.recognize import identify, verify
+    from cnnkit.face.recognize import NoFaceError, SeveralFacesError, identify, verify
     from cnnkit.face.store import Match, Person, PersonStore
     from cnnkit.face.train import TrainConfig, train_encoder
     from cnnkit.face.usecases import (

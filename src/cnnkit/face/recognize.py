@@ -87,7 +87,17 @@ def one_face(
         SeveralFacesError: several faces and ``largest`` is False.
     """
     path = image if isinstance(image, str | Path) else None
-    found = find_faces(image, upsample, encoder)
+    return pick_face(find_faces(image, upsample, encoder), path, largest)
+
+
+def pick_face(found: list[Face], path: str | Path | None = None, largest: bool = False) -> Face:
+    """The one face of ``found`` (with ``largest``, the largest of several), or the error that
+    says why there is none: the one copy of the no-face / several-faces rule.
+
+    Raises:
+        NoFaceError: no face found.
+        SeveralFacesError: several faces and ``largest`` is False.
+    """
     if not found:
         raise NoFaceError(
             "no face found",

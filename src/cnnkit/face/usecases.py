@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from cnnkit.errors import NotFoundError
-from cnnkit.face.detection import Box, box_area
-from cnnkit.face.recognize import NoFaceError, SeveralFacesError, find_faces, load
+from cnnkit.face.detection import Box
+from cnnkit.face.recognize import find_faces, load, pick_face
 from cnnkit.face.store import Match, PersonStore
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ImageInput = str | Path | np.ndarray
-NO_FACE_HINT = "use a frontal photo where the face is at least 40 px wide, or raise --upsample"
 
 
 def _encoder(encoder: FaceEncoder | Callable[[], FaceEncoder] | None) -> FaceEncoder:
@@ -139,18 +138,12 @@ def enroll(
         digest = sha256s[i] if sha256s is not None else (file_sha256(path) if path else None)
         found = find_faces(image, upsample, enc)
         if not found or (len(found) > 1 and not largest):
-            if strict and not found:
-                raise NoFaceError("no face found", path=path, hint=NO_FACE_HINT)
             if strict:
-                raise SeveralFacesError(
-                    f"{len(found)} faces found, expected one",
-                    path=path,
-                    hint="crop the photo, or pass --largest to take the largest face",
-                )
+                pick_face(found, path, largest)  # raises NoFaceError / SeveralFacesError
             reason = "no face" if not found else "several faces"
             reports.append(PhotoReport(source, len(found), False, reason, sha256=digest))
             continue
-        face = max(found, key=lambda f: box_area(f.box))
+        face = pick_face(found, path, largest)
         others: tuple[str, ...] = ()
         if digest is not None:
             owners = store.names_with_hash(digest)
@@ -219,9 +212,7 @@ def verify_photo(
     enc = _encoder(encoder)
     store.check_model(enc.model_id, enc.dim)
     found = find_faces(image, upsample, enc)
-    if not found:
-        raise NoFaceError("no face found", path=_path_of(image), hint=NO_FACE_HINT)
-    face = max(found, key=lambda f: box_area(f.box))
+    face = pick_face(found, _path_of(image), largest=True)  # NoFaceError when none
     d = store.distance_to(face.embedding, name)
     tau = store.tolerance(tolerance)
     return Verification(name, d <= tau, d, tau, len(found), face.box)
