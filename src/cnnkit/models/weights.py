@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -112,12 +111,10 @@ def get_record(name: str) -> WeightsRecord | None:
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    """Hex SHA-256 of a file (:func:`cnnkit.io.file_sha256`)."""
+    from cnnkit.io import file_sha256
+
+    return file_sha256(path)
 
 
 def resolve_checkpoint(
