@@ -66,6 +66,11 @@ class BatchingEncoder:
         return self.encoder.model_id
 
     @property
+    def dim(self) -> int:
+        """Descriptor length d (128)."""
+        return int(self.encoder.dim)
+
+    @property
     def depth(self) -> int:
         """Chips waiting for the encoder."""
         return self._queued

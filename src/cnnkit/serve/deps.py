@@ -7,13 +7,18 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Query, Request
 
 from cnnkit.serve.auth import Principal
 from cnnkit.serve.problems import RequestTimeout
 from cnnkit.serve.replica import GalleryStore
 
 T = TypeVar("T")
+
+#: The detector's upsampling, a query parameter of every endpoint that finds faces.
+UPSAMPLE = Query(
+    1, ge=0, le=3, description="double the photo this many times before detecting (small faces)"
+)
 
 
 def gallery_store(request: Request, principal: Principal) -> GalleryStore:

@@ -197,9 +197,16 @@ class GalleryStore:
         return [Person(p.name, p.photos, p.created_at) for p in rows]
 
     def vectors_of(self, name: str) -> np.ndarray:
+        """The person's (n, d) descriptors; NotFoundError for an unknown name, and for a person
+        created without a photo yet (nothing to compare with, as for an unknown name)."""
         pid = self._person_id(name)
-        index = self._index()
-        return index.vectors.get(pid, np.zeros((0, int(index.meta.get("dim", 0))), np.float32))
+        found = self._index().vectors.get(pid)
+        if found is None or len(found) == 0:
+            raise NotFoundError(
+                f"{name!r} has no enrolled photo yet",
+                hint="add one: POST /api/v1/persons/{id}/photos",
+            )
+        return found
 
     def names_with_hash(self, sha256: str) -> list[str]:
         return self.storage.names_with_hash(self.gallery, sha256)
@@ -234,10 +241,6 @@ class GalleryStore:
 
     def distance_to(self, query: np.ndarray, name: str) -> float:
         vectors = self.vectors_of(name)
-        if len(vectors) == 0:
-            raise NotFoundError(
-                f"{name!r} has no enrolled photo yet", hint="add one: POST /persons/{id}/photos"
-            )
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         if q.shape[0] != vectors.shape[1]:
             raise ShapeError(f"query is {q.shape[0]}-d, the gallery holds {vectors.shape[1]}-d")
