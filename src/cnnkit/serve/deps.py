@@ -36,9 +36,12 @@ async def offload(request: Request, fn: Callable[..., T], *args: Any, **kwargs: 
     loop = asyncio.get_running_loop()
     future = loop.run_in_executor(state.executor, functools.partial(fn, *args, **kwargs))
     timeout = state.config.request_timeout
+    state.in_flight += 1  # read by the batching encoder's worker: no lone request waits
     try:
         return await asyncio.wait_for(future, timeout)
     except TimeoutError as exc:
         raise RequestTimeout(
             f"the request took longer than the time-out of {timeout:g} s", retry_after=2
         ) from exc
+    finally:
+        state.in_flight -= 1
