@@ -93,14 +93,14 @@ class ConvPlan:
         """(phase, (rows, cols) in the phase image, (rows, cols) in x) for each non-empty phase."""
         (sh, sw), (top, _, left, _) = self.stride, self.pad4
         for a in range(sh):
-            rows = _phase_axis(a, sh, top, self.h, self.hq)
+            rows = phase_axis(a, sh, top, self.h, self.hq)
             for b in range(sw):
-                cols = _phase_axis(b, sw, left, self.w, self.wq)
+                cols = phase_axis(b, sw, left, self.w, self.wq)
                 if rows is not None and cols is not None:
                     yield a * sw + b, (rows[0], cols[0]), (rows[1], cols[1])
 
 
-def _phase_axis(a: int, s: int, before: int, n: int, nq: int) -> tuple[slice, slice] | None:
+def phase_axis(a: int, s: int, before: int, n: int, nq: int) -> tuple[slice, slice] | None:
     """Slices (in the phase image, in x) of phase a along one axis, or None if it is empty.
 
     Phase index y holds x index ``a + y*s - before``; it must lie in [0, n) and y in [0, nq).
