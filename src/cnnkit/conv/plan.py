@@ -253,3 +253,59 @@ def scratch(slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     if buf is None or buf.size < size:
         buf = pool[(slot, np.dtype(dtype))] = np.empty(size, dtype=dtype)
     return buf[:size].reshape(shape)
+
+
+# Winograd rules (measured at one thread, bench/conv.py and docs/conv.md): F(m x m, 3 x 3)
+# replaces the direct GEMMs for 3x3, stride-1 float32 layers with enough channels on both sides
+# (with few channels the transforms cost more than the GEMMs they save), and padding of at most
+# 2 (f - 1), so that dx is again a padded 3x3 convolution.
+WINOGRAD_MIN_CHANNELS = 32
+#: float64 keeps the exact direct path under "auto" (it is the precise mode); "winograd" forces.
+WINOGRAD_DTYPES = (np.dtype(np.float32),)
+ALGORITHMS = ("auto", "direct", "winograd", "winograd2", "winograd4", "winograd6")
+
+
+def winograd_tile(out_h: int, out_w: int) -> int:
+    """m of F(m x m, 3 x 3) for an n_H x n_W output: 4, or 2 on small images.
+
+    The GEMM work grows with alpha^2 (tH + 1)(tW + 1) (the wide layout has one spare tile row and
+    column): F(4, 3) does fewer multiplies per output, F(2, 3) wastes less on a 14x14 or smaller
+    output, where a 4x4 tile grid is mostly spare. F(6, 3) is never chosen: it is the least
+    accurate in float32 and was not faster (docs/conv.md).
+    """
+
+    def cost(m: int) -> int:
+        return (m + 2) ** 2 * (-(-out_h // m) + 1) * (-(-out_w // m) + 1)
+
+    return 2 if cost(2) < 1.25 * cost(4) else 4
+
+
+def choose_algorithm(plan: ConvPlan, dtype: np.dtype, algorithm: str) -> int:
+    """The Winograd tile size m for this convolution, or 0 for the direct path.
+
+    Raises:
+        ShapeError: an unknown algorithm, or "winograd*" on a layer it cannot run.
+    """
+    if algorithm not in ALGORITHMS:
+        raise ShapeError(
+            f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}",
+            hint="'auto' picks the fastest measured path",
+        )
+    eligible = plan.kernel == (3, 3) and plan.stride == (1, 1) and max(plan.pad4) <= 2
+    if algorithm == "direct":
+        return 0
+    if algorithm.startswith("winograd"):
+        if not eligible:
+            raise ShapeError(
+                f"algorithm={algorithm!r} needs a 3x3 filter, stride 1 and padding <= 2, got "
+                f"{plan.kernel[0]}x{plan.kernel[1]}, stride {plan.stride}, padding {plan.pad4}",
+                hint="use algorithm='auto' or 'direct'",
+            )
+        return int(algorithm[8:]) if algorithm[8:] else winograd_tile(plan.out_h, plan.out_w)
+    if (
+        eligible
+        and np.dtype(dtype) in WINOGRAD_DTYPES
+        and min(plan.c_in, plan.c_out) >= WINOGRAD_MIN_CHANNELS
+    ):
+        return winograd_tile(plan.out_h, plan.out_w)
+    return 0

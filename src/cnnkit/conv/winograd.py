@@ -273,7 +273,9 @@ def filter_transform(weight: np.ndarray, m: int) -> np.ndarray:
     """
     g = toom_cook(m)[1]
     k, c = weight.shape[:2]
-    u = np.matmul(np.kron(g, g).astype(weight.dtype), np.ascontiguousarray(weight).reshape(k * c, 9).T)
+    u = np.matmul(
+        np.kron(g, g).astype(weight.dtype), np.ascontiguousarray(weight).reshape(k * c, 9).T
+    )
     return u.reshape(len(g) ** 2, k, c)
 
 
@@ -326,9 +328,7 @@ def conv2d_winograd(
     return out
 
 
-def conv2d_winograd_grad_weight(
-    dout: np.ndarray, x: np.ndarray, pad4: Pad4, m: int
-) -> np.ndarray:
+def conv2d_winograd_grad_weight(dout: np.ndarray, x: np.ndarray, pad4: Pad4, m: int) -> np.ndarray:
     """dW (n_C, n_C_prev, 3, 3) = G^T [sum over tiles (A dY A^T) * (B^T d B)] G.
 
     The forward is linear in U = G g G^T with Y = A^T (U * V) A per tile, so
