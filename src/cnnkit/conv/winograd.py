@@ -254,14 +254,20 @@ def _phases(x: np.ndarray, ws: Workspace, ch: Chunk, pad4: Pad4) -> None:
     zr6 = ws.zr.reshape(m, m + 2, c, ch.images, ch.rows + 1, t_w + 1)
     top, _, left, _ = pad4
     h, w = x.shape[2:]
-    zr6[:, :m].fill(0)
     for a in range(m):
         rows = phase_axis(a, m, top - ch.t0 * m, h, ch.rows + 1)
         for b in range(m):
             cols = phase_axis(b, m, left, w, t_w + 1)
-            if rows is not None and cols is not None:
-                src = x[ch.n0 : ch.n1, :, rows[1], cols[1]].transpose(1, 0, 2, 3)
-                zr6[b, a][:, :, rows[0], cols[0]] = src
+            zp = zr6[b, a]  # (C, images, rows + 1, tW + 1)
+            if rows is None or cols is None:
+                zp.fill(0)
+                continue
+            (dr, dc), (sr, sc) = (rows[0], cols[0]), (rows[1], cols[1])
+            zp[:, :, : dr.start] = 0  # zeros only around the copy: each element written once
+            zp[:, :, dr.stop :] = 0
+            zp[:, :, dr, : dc.start] = 0
+            zp[:, :, dr, dc.stop :] = 0
+            zp[:, :, dr, dc] = x[ch.n0 : ch.n1, :, sr, sc].transpose(1, 0, 2, 3)
     extend_rows(ws, c)
 
 
