@@ -9,10 +9,13 @@ GEMMs), GFLOP/s (counting the direct method's 2 m n_C n_H n_W n_C_prev f^2 flops
 Winograd, which does fewer) and ``frac``: cnnkit's forward GFLOP/s over numpy's float32 matmul
 GFLOP/s (the machine's practical limit; above 1.0 means fewer flops than the direct method).
 
-Last line: ``RESULT fwd_ratio_max=<x> bwd_ratio_max=<y> gflops_fraction=<z>`` where the ratios
+Last line: ``RESULT fwd_ratio_max=<x> bwd_ratio_max=<y> gflops_fraction=<z> fwd_ratio_max_cpu=..
+bwd_ratio_max_cpu=..`` where the ratios
 are cnnkit time / torch time of the medians (worst shape; the table also shows the ratio of the
 fastest repeats, "(min)", which is less sensitive to other jobs on a shared machine), and
-gflops_fraction is the mean over shapes of the per-shape ``frac``.
+gflops_fraction is the mean over shapes of the per-shape ``frac``. ``*_cpu`` are the same worst
+ratios from the CPU time of this process (time.process_time), which other jobs on a shared
+machine disturb less than the wall clock (they still share its caches and memory bandwidth).
 
 Usage: python bench/conv.py [--repeats 7] [--shapes 0,1,2,3] [--algorithm auto|direct|winograd]
 """
@@ -84,7 +87,9 @@ def bench_shape(
         gx.grad = gw.grad = gb.grad = None
         y_graph[:] = [torch.nn.functional.conv2d(gx, gw, gb, stride=s, padding=p)]
 
-    times: dict[str, list[float]] = {k: [] for k in ("fwd_torch", "fwd_np", "bwd_torch", "bwd_np")}
+    keys = ("fwd_torch", "fwd_np", "bwd_torch", "bwd_np")
+    times: dict[str, list[float]] = {k: [] for k in keys}  # wall clock
+    cpu: dict[str, list[float]] = {k: [] for k in keys}  # CPU time of this process
     for i in range(repeats + 1):  # the four timings take turns, so they share the noise
         for key, fn in (
             ("fwd_torch", torch_fwd),
@@ -94,12 +99,14 @@ def bench_shape(
         ):
             if key == "bwd_torch":
                 torch_prepare()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             if i:  # round 0 is the warm-up
                 times[key].append(time.perf_counter() - t0)
+                cpu[key].append(time.process_time() - c0)
     r = {k: statistics.median(v) for k, v in times.items()}
     r.update({f"min_{k}": min(v) for k, v in times.items()})
+    r.update({f"cpu_{k}": statistics.median(v) for k, v in cpu.items()})
     flops = conv_flops(x.shape, wt.shape, out.shape)
     r.update(
         gf_fwd_torch=flops / r["fwd_torch"] / 1e9,
@@ -135,16 +142,18 @@ def main() -> None:
         head = (
             f"{'shape (batch 8)':30s} {'path':16s} {'fwd ms np/torch':>17s} {'ratio':>6s} "
             f"{'(min)':>6s} {'bwd ms np/torch':>17s} {'ratio':>6s} {'(min)':>6s}  "
-            f"{'GFLOP/s fwd np/torch, bwd np/torch':35s} frac"
+            f"{'GFLOP/s fwd np/torch, bwd np/torch':35s} frac  cpu ratio fwd/bwd"
         )
         print(head)
-        fr, br, fractions = [], [], []
+        fr, br, fractions, fr_cpu, br_cpu = [], [], [], [], []
         for i in (int(t) for t in args.shapes.split(",")):
             c, h, w, o, f, s, p = SHAPES[i]
             r, path = bench_shape(SHAPES[i], args.repeats, rng, args.algorithm)
             fr.append(r["fwd_np"] / r["fwd_torch"])
             br.append(r["bwd_np"] / r["bwd_torch"])
             fractions.append(r["gf_fwd_np"] / peak)
+            fr_cpu.append(r["cpu_fwd_np"] / r["cpu_fwd_torch"])
+            br_cpu.append(r["cpu_bwd_np"] / r["cpu_bwd_torch"])
             name = f"{c}x{h}x{w}->{o} ({f}x{f}, s{s}, p{p})"
             gf = (
                 f"{r['gf_fwd_np']:5.1f}/{r['gf_fwd_torch']:5.1f}, "
@@ -155,12 +164,14 @@ def main() -> None:
                 f"{r['fwd_np'] * 1e3:7.1f}/{r['fwd_torch'] * 1e3:7.1f} {fr[-1]:6.2f} "
                 f"({r['min_fwd_np'] / r['min_fwd_torch']:4.2f}) "
                 f"{r['bwd_np'] * 1e3:7.1f}/{r['bwd_torch'] * 1e3:7.1f} {br[-1]:6.2f} "
-                f"({r['min_bwd_np'] / r['min_bwd_torch']:4.2f})  {gf:35s} {fractions[-1]:.2f}",
+                f"({r['min_bwd_np'] / r['min_bwd_torch']:4.2f})  {gf:35s} {fractions[-1]:.2f}  "
+                f"{fr_cpu[-1]:.2f}/{br_cpu[-1]:.2f}",
                 flush=True,
             )
     print(
         f"RESULT fwd_ratio_max={max(fr):.2f} bwd_ratio_max={max(br):.2f} "
-        f"gflops_fraction={statistics.mean(fractions):.2f}"
+        f"gflops_fraction={statistics.mean(fractions):.2f} "
+        f"fwd_ratio_max_cpu={max(fr_cpu):.2f} bwd_ratio_max_cpu={max(br_cpu):.2f}"
     )
 
 
