@@ -119,11 +119,14 @@ def test_small_chunks_and_blocks_give_the_same_result(monkeypatch, rng):
 def test_auto_picks_winograd_for_wide_float32_3x3_layers(rng):
     x = rng.standard_normal((1, 32, 12, 12)).astype(np.float32)
     w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
-    assert conv2d_forward(x, w, None, 1, 1)[1].tile in (2, 4)
     assert conv2d_forward(x, w, None, 1, 1, algorithm="direct")[1].tile == 0
     assert conv2d_forward(x.astype(np.float64), w, None, 1, 1)[1].tile == 0  # float64: exact
     assert conv2d_forward(x[:, :8], w[:, :8], None, 1, 1)[1].tile == 0  # few channels
     assert conv2d_forward(x, w, None, 2, 1)[1].tile == 0  # stride 2
+    assert conv2d_forward(x[..., :8, :8], w, None, 1, 1)[1].tile == 0  # small output
+    big = rng.standard_normal((1, 32, 16, 20)).astype(np.float32)
+    assert conv2d_forward(big, w, None, 1, 1)[1].tile == 4
+    assert conv2d_forward(x, w, None, 1, 1)[1].tile == 2  # 12x12
 
 
 def test_direct_and_winograd_caches_cross_over(rng):

@@ -260,24 +260,25 @@ def scratch(slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 # (with few channels the transforms cost more than the GEMMs they save), and padding of at most
 # 2 (f - 1), so that dx is again a padded 3x3 convolution.
 WINOGRAD_MIN_CHANNELS = 32
+# Output sizes (min(n_H, n_W)): below WINOGRAD_MIN_SIZE the direct im2col path wins (7x7 and 8x8
+# layers: Winograd's backward was 1.3-1.9x slower, its tile grid mostly spare tiles); F(2x2, 3x3)
+# up to F4_FROM - 1 (14x14: forward 0.85-0.91x of direct, backward even), F(4x4, 3x3) from
+# there on (28x28 to 112x112: 0.63-0.9x of direct, forward and backward).
+WINOGRAD_MIN_SIZE = 10
+F4_FROM = 16
 #: float64 keeps the exact direct path under "auto" (it is the precise mode); "winograd" forces.
 WINOGRAD_DTYPES = (np.dtype(np.float32),)
 ALGORITHMS = ("auto", "direct", "winograd", "winograd2", "winograd4", "winograd6")
 
 
 def winograd_tile(out_h: int, out_w: int) -> int:
-    """m of F(m x m, 3 x 3) for an n_H x n_W output: 4, or 2 on small images.
+    """m of F(m x m, 3 x 3) for an n_H x n_W output: 4, or 2 below F4_FROM.
 
-    The GEMM work grows with alpha^2 (tH + 1)(tW + 1) (the wide layout has one spare tile row and
-    column): F(4, 3) does fewer multiplies per output, F(2, 3) wastes less on a 14x14 or smaller
-    output, where a 4x4 tile grid is mostly spare. F(6, 3) is never chosen: it is the least
-    accurate in float32 and was not faster (docs/conv.md).
+    A 4x4 tile grid on a small output is mostly spare (cropped) tiles and spare rows of the wide
+    layout; F(6x6, 3x3) is never chosen: it is the least accurate in float32 and was not faster
+    than F(4x4, 3x3) here (docs/conv.md).
     """
-
-    def cost(m: int) -> int:
-        return (m + 2) ** 2 * (-(-out_h // m) + 1) * (-(-out_w // m) + 1)
-
-    return 2 if cost(2) < 1.25 * cost(4) else 4
+    return 4 if min(out_h, out_w) >= F4_FROM else 2
 
 
 def choose_algorithm(plan: ConvPlan, dtype: np.dtype, algorithm: str) -> int:
@@ -306,6 +307,7 @@ def choose_algorithm(plan: ConvPlan, dtype: np.dtype, algorithm: str) -> int:
         eligible
         and np.dtype(dtype) in WINOGRAD_DTYPES
         and min(plan.c_in, plan.c_out) >= WINOGRAD_MIN_CHANNELS
+        and min(plan.out_h, plan.out_w) >= WINOGRAD_MIN_SIZE
     ):
         return winograd_tile(plan.out_h, plan.out_w)
     return 0

@@ -359,5 +359,5 @@ def conv2d_winograd_grad_weight(dout: np.ndarray, x: np.ndarray, pad4: Pad4, m: 
             dst = dyp[r].reshape(k, ch.images, ch.rows + 1, (t_w + 1) * m)[:, :, :nr, :out_w]
             dst[...] = dout[ch.n0 : ch.n1, :, rs].transpose(1, 0, 2, 3)
         dz_transform(ws, k)
-        du += np.matmul(ws.mm, v.transpose(0, 2, 1))
+        du += np.matmul(ws.mm, v.transpose(0, 2, 1), out=scratch("wg_du", du.shape, x.dtype))
     return filter_transform_grad(du, m).astype(x.dtype)
