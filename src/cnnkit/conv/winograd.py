@@ -11,7 +11,8 @@ over rows and columns gives the 2-D algorithm for an m x m output tile and an r 
 
     Y = A^T [ (G g G^T) * (B^T d B) ] A        d: alpha x alpha input tile, Y: m x m output tile
 
-For F(2x2, 3x3) (points 0, 1, -1) the matrices are, up to the signs of rows of B^T and G::
+For F(2x2, 3x3) (points 0, 1, -1) the matrices are, up to one sign per point (its row of B^T, its
+row of G and its column of A^T, whose product is what counts)::
 
     B^T = [[1,  0, -1,  0],    G = [[ 1,    0,   0 ],    A^T = [[1, 1,  1,  0],
            [0,  1,  1,  0],         [ 1/2,  1/2, 1/2],            [0, 1, -1, -1]]
@@ -34,16 +35,16 @@ over input channels, the elementwise stage becomes one GEMM per tile position (x
     M[xi, nu] (n_C, P) = U[xi, nu] (n_C, n_C_prev) @ V[xi, nu] (n_C_prev, P),   P = tiles
 
 with U = G g G^T (once per filter) and V = B^T d B: alpha^2 GEMMs that NumPy's BLAS runs near its
-peak. The transforms cost O(alpha) additions per element and grow with m; so does the float32
-error (the points 2 and 1/2 amplify rounding), which is measured in docs/conv.md.
+peak. The transforms grow with m, and so does the float32 error (the points 2 and 1/2 amplify
+rounding; measured in docs/conv.md).
 
 Layout. The transforms are done chunk by chunk (a few images, or a band of tile rows of one
 image) so that the transformed tiles stay in the CPU's cache. A chunk of the padded input is split
 into its m x m phases, phase (a, b) holding x_pad[t m + a, u m + b] at (t, u), flattened
 channel-major over (n_C_prev, images, tH + 1, tW + 1): input-tile element (i, j) of every tile is
-then phase (i % m, j % m) shifted by (i // m) (tW + 1) + j // m columns, so each term of B^T d B
-is one contiguous 1-D NumPy operation over the whole chunk (the "wide" trick of
-:mod:`cnnkit.conv.plan`; the extra columns are cropped at the end).
+then phase (i % m, j % m) shifted by (i // m) (tW + 1) + j // m columns (the "wide" trick of
+:mod:`cnnkit.conv.plan`; the spare row and column of tiles are cropped at the end). Each 1-D pass
+of a transform is then one small GEMM (B^T times alpha such rows) over blocks of columns.
 """
 
 from __future__ import annotations
