@@ -24,6 +24,7 @@ def test_one_dimensional_identity_is_correlation(m, rng):
     """y = A^T [(G g) * (B^T d)] is the correlation of d (m + 2 taps) with g (3 taps)."""
     bt, g, at = wg.toom_cook(m)
     assert bt.shape == (m + 2, m + 2) and g.shape == (m + 2, 3) and at.shape == (m, m + 2)
+    np.testing.assert_array_equal(at[:, 1], 1.0)  # point 1: where conv2d_winograd adds the bias
     for _ in range(5):
         d, f = rng.standard_normal(m + 2), rng.standard_normal(3)
         np.testing.assert_allclose(at @ ((g @ f) * (bt @ d)), np.correlate(d, f, "valid"), 1e-12)

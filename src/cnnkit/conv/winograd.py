@@ -325,15 +325,13 @@ def conv2d_winograd(
         ws = _workspace(ch, m, c, k, t_w, x.dtype)
         _phases(x, ws, ch, pad4)
         np.matmul(u, input_transform(ws, c), out=ws.mm)
+        if bias is not None:  # column 1 of A^T (point 1) is all ones: b on M[1, 1] adds b to Y
+            ws.mm[(m + 2) * 1 + 1] += bias[:, None]
         o = output_transform(ws, k)
         for r in range(m):
             rs, _, nr, _ = _out_slices(ch, r, 0, m, out_h, out_w)
             src = o[r].reshape(k, ch.images, ch.rows + 1, (t_w + 1) * m)[:, :, :nr, :out_w]
-            dst = out[ch.n0 : ch.n1, :, rs]
-            if bias is None:
-                dst[...] = src.transpose(1, 0, 2, 3)
-            else:
-                np.add(src.transpose(1, 0, 2, 3), bias[:, None, None], out=dst)
+            out[ch.n0 : ch.n1, :, rs] = src.transpose(1, 0, 2, 3)
     return out
 
 
