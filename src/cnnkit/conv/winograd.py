@@ -293,7 +293,8 @@ def filter_transform_grad(du: np.ndarray, m: int) -> np.ndarray:
     :func:`filter_transform`."""
     g = toom_cook(m)[1]
     k, c = du.shape[1:]
-    return np.matmul(du.reshape(len(g) ** 2, k * c).T, np.kron(g, g)).reshape(k, c, 3, 3)
+    gg = np.kron(g, g).astype(du.dtype)
+    return np.matmul(du.reshape(len(g) ** 2, k * c).T, gg).reshape(k, c, 3, 3)
 
 
 def _workspace(ch: Chunk, m: int, c: int, k: int, t_w: int, dtype: np.dtype) -> Workspace:
@@ -346,7 +347,7 @@ def conv2d_winograd_grad_weight(dout: np.ndarray, x: np.ndarray, pad4: Pad4, m: 
     k, out_h, out_w = dout.shape[1:]
     t_h, t_w = tiles(out_h, out_w, m)
     alpha = m + 2
-    du = np.zeros((alpha * alpha, k, c))
+    du = np.zeros((alpha * alpha, k, c), dtype=x.dtype)
     for ch in chunks(n, t_h, t_w, max(c, k), m, x.itemsize):
         ws = _workspace(ch, m, c, k, t_w, x.dtype)
         _phases(x, ws, ch, pad4)
@@ -358,5 +359,8 @@ def conv2d_winograd_grad_weight(dout: np.ndarray, x: np.ndarray, pad4: Pad4, m: 
             dst = dyp[r].reshape(k, ch.images, ch.rows + 1, (t_w + 1) * m)[:, :, :nr, :out_w]
             dst[...] = dout[ch.n0 : ch.n1, :, rs].transpose(1, 0, 2, 3)
         dz_transform(ws, k)
-        du += np.matmul(ws.mm, v.transpose(0, 2, 1), out=scratch("wg_du", du.shape, x.dtype))
-    return filter_transform_grad(du, m).astype(x.dtype)
+        if ch.n0 == 0 and ch.t0 == 0:
+            np.matmul(ws.mm, v.transpose(0, 2, 1), out=du)
+        else:
+            du += np.matmul(ws.mm, v.transpose(0, 2, 1), out=scratch("wg_du", du.shape, x.dtype))
+    return filter_transform_grad(du, m)
