@@ -7,11 +7,13 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import Query, Request
+import numpy as np
+from fastapi import Query, Request, UploadFile
 
 from cnnkit.serve.auth import Principal
 from cnnkit.serve.problems import RequestTimeout
 from cnnkit.serve.replica import GalleryStore
+from cnnkit.serve.uploads import Upload, decode_rgb, read_upload
 
 T = TypeVar("T")
 
@@ -45,3 +47,15 @@ async def offload(request: Request, fn: Callable[..., T], *args: Any, **kwargs: 
         ) from exc
     finally:
         state.in_flight -= 1
+
+
+async def on_photo(request: Request, file: UploadFile, fn: Callable[[np.ndarray, Upload], T]) -> T:
+    """Read an uploaded photo into memory (413 over the limit), then run ``fn(image, upload)``
+    on the inference pool, ``image`` being the decoded (H, W, 3) uint8 RGB array."""
+    config = request.app.state.config
+    upload = await read_upload(file, config.max_upload_bytes)
+
+    def work() -> T:
+        return fn(decode_rgb(upload, config.max_pixels), upload)
+
+    return await offload(request, work)
