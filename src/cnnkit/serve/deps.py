@@ -11,7 +11,7 @@ import numpy as np
 from fastapi import Query, Request, UploadFile
 
 from cnnkit.serve.auth import Principal
-from cnnkit.serve.problems import RequestTimeout
+from cnnkit.serve.problems import RequestTimeout, ServiceBusy
 from cnnkit.serve.replica import GalleryStore
 from cnnkit.serve.uploads import Upload, decode_rgb, read_upload
 
@@ -29,12 +29,18 @@ def gallery_store(request: Request, principal: Principal) -> GalleryStore:
 
 
 async def offload(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``fn`` on the inference thread pool; 503 + Retry-After past the request time-out.
+    """Run ``fn`` on the inference thread pool; 503 + Retry-After past the request time-out,
+    or at once when ``max_pending`` requests are already in or waiting for the pool.
 
     The event loop stays free for other requests while detection, alignment, the encoder and
     the database work. A timed-out call is abandoned (its thread finishes on its own).
     """
     state = request.app.state
+    if state.in_flight >= state.config.max_pending:
+        raise ServiceBusy(
+            f"{state.in_flight} requests are already waiting for the inference threads",
+            retry_after=1,
+        )
     loop = asyncio.get_running_loop()
     future = loop.run_in_executor(state.executor, functools.partial(fn, *args, **kwargs))
     timeout = state.config.request_timeout
