@@ -165,3 +165,39 @@ def test_bad_algorithm_requests_raise_shape_error(kwargs, message, rng):
         conv2d(x, w, **kwargs)
     with pytest.raises(ShapeError, match="needs a 3x3 filter"):
         conv2d(x, rng.standard_normal((2, 2, 5, 5)), padding=2, algorithm="winograd")
+
+
+def test_forward_keeps_v_for_wide_layers_and_backward_reuses_it(rng):
+    """From WINOGRAD_KEEP_V_FROM output channels the cache holds V; the gradients it gives equal
+    torch's, and a backward forced to another tile size recomputes V instead of reusing it."""
+    from cnnkit.conv.plan import WINOGRAD_KEEP_V_FROM
+
+    k = WINOGRAD_KEEP_V_FROM
+    x, wt = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((k, 3, 3, 3))
+    b = rng.standard_normal(k)
+    y, cache = conv2d_forward(x, wt, b, 1, 1, algorithm="winograd4")
+    assert cache.wino_v is not None and len(cache.wino_v) > 0
+    assert conv2d_forward(x, wt[: k - 1], b[: k - 1], 1, 1, "winograd4")[1].wino_v is None
+    g = rng.standard_normal(y.shape)
+    ref = _torch(x, wt, b, 1, g)
+    for algorithm in ("auto", "winograd2"):
+        got = conv2d_backward(g, cache, algorithm=algorithm)
+        for mine, want in zip((y, *got), ref, strict=True):
+            np.testing.assert_allclose(mine, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_two_by_two_filters_f_m_2_match_torch(m, rng):
+    """F(m x m, 2 x 2): the same code with alpha = m + 1 (r = 2), forward and weight gradient."""
+    bt, g, at = wg.toom_cook(m, 2)
+    d, f = rng.standard_normal(m + 1), rng.standard_normal(2)
+    np.testing.assert_allclose(at @ ((g @ f) * (bt @ d)), np.correlate(d, f, "valid"), 1e-12)
+    x, wt = rng.standard_normal((2, 3, 11, 9)), rng.standard_normal((4, 3, 2, 2))
+    tx, tw = (torch.tensor(a, requires_grad=True) for a in (x, wt))
+    y_ref = torch.nn.functional.conv2d(tx, tw, padding=1)
+    dy = rng.standard_normal(y_ref.shape)
+    y_ref.backward(torch.tensor(dy))
+    y = wg.conv2d_winograd(x, wt, None, (1, 1, 1, 1), m)
+    np.testing.assert_allclose(y, y_ref.detach().numpy(), rtol=1e-9, atol=1e-9)
+    dw = wg.conv2d_winograd_grad_weight(dy, x, (1, 1, 1, 1), m, r=2)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-9, atol=1e-9)
