@@ -100,11 +100,13 @@ def test_float32_error_bound_against_float64_naive(algorithm, c):
 
 
 def test_small_chunks_and_blocks_give_the_same_result(monkeypatch, rng):
-    """Bands of tile rows, several images per chunk and many transform blocks all agree."""
+    """Bands of tile rows, several images per chunk, many transform blocks, and V with or
+    without its spare tiles all agree."""
     x, wt = rng.standard_normal((3, 5, 23, 19)), rng.standard_normal((4, 5, 3, 3))
     g = rng.standard_normal((3, 4, 23, 19))
     ref = _torch(x, wt, np.zeros(4), 1, g)
-    for min_cols, block in ((40, 7), (200, 33), (1, 5)):
+    for min_cols, block, compact_from in ((40, 7, 0.2), (200, 33, 1.0), (1, 5, 0.0)):
+        monkeypatch.setattr(wg, "COMPACT_FROM", compact_from)  # V compacted, wide, compacted
         monkeypatch.setattr(wg, "CHUNK_MIN_COLS", min_cols)
         monkeypatch.setattr(wg, "CHUNK_BYTES", 1)
         monkeypatch.setattr(wg, "BLOCK", block)
@@ -167,10 +169,13 @@ def test_bad_algorithm_requests_raise_shape_error(kwargs, message, rng):
         conv2d(x, rng.standard_normal((2, 2, 5, 5)), padding=2, algorithm="winograd")
 
 
-def test_forward_keeps_v_for_wide_layers_and_backward_reuses_it(rng):
-    """From WINOGRAD_KEEP_V_FROM output channels the cache holds V; the gradients it gives equal
-    torch's, and a backward forced to another tile size recomputes V instead of reusing it."""
+@pytest.mark.parametrize("compact_from", [0.0, 1.0])
+def test_forward_keeps_v_for_wide_layers_and_backward_reuses_it(compact_from, monkeypatch, rng):
+    """From WINOGRAD_KEEP_V_FROM output channels the cache holds V (compacted or wide); the
+    gradients it gives equal torch's, and a backward forced to another tile size recomputes V."""
     from cnnkit.conv.plan import WINOGRAD_KEEP_V_FROM
+
+    monkeypatch.setattr(wg, "COMPACT_FROM", compact_from)
 
     k = WINOGRAD_KEEP_V_FROM
     x, wt = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((k, 3, 3, 3))

@@ -173,6 +173,10 @@ def chunks(
 
 #: Columns per block of the transforms: a block's operands stay in the L1/L2 cache.
 BLOCK = 4096
+#: V is compacted (spare tiles dropped) when they are at least this fraction of the wide columns:
+#: 7x7 tile grids (31% spare, 14x14 layers with F(2, 3)) gained 5-10% in the forward, 14x14
+#: grids (13%, 56x56 layers with F(4, 3)) lost about as much to the copy (docs/conv.md).
+COMPACT_FROM = 0.2
 
 
 class Workspace:
@@ -180,9 +184,9 @@ class Workspace:
     calls (cnnkit.conv.plan.scratch: fresh pages cost a page fault on first touch).
 
     The input side is wide, cols = images (rows + 1) (tW + 1) columns (the spare row and column
-    of tiles that the shifted phases need); V is then compacted to the tiles' tcols = images rows
-    tW columns, so that the GEMMs and the output side do no spare work (on a 7 x 7 tile grid the
-    spare tiles are 31% of the wide columns).
+    of tiles that the shifted phases need). When the spare tiles are at least COMPACT_FROM of
+    them, V is copied to the tiles' tcols = images rows tW columns, so that the GEMMs and the
+    output side do no spare work; ``grid`` is the (rows, columns) of tiles they see.
     """
 
     def __init__(
@@ -191,13 +195,17 @@ class Workspace:
         alpha = m + r - 1
         cols = ch.images * (ch.rows + 1) * (t_w + 1)
         self.m, self.alpha, self.cols, self.t_w, self.ch = m, alpha, cols, t_w, ch
-        self.tcols = ch.images * ch.rows * t_w
+        self.compact = 1 - ch.rows * t_w / ((ch.rows + 1) * (t_w + 1)) >= COMPACT_FROM
+        self.grid = (ch.rows, t_w) if self.compact else (ch.rows + 1, t_w + 1)
+        self.tcols = ch.images * self.grid[0] * self.grid[1]
         bt, _, at = toom_cook(m, r)
         self.bt, self.at, self.a = (np.ascontiguousarray(t, dtype) for t in (bt, at, at.T))
         # input rows: zr[b, i] = phase (i % m, b) shifted by i // m tile rows
         self.zr = scratch("wg_z", (m, alpha, c * cols), dtype)
         self.v = scratch("wg_v", (alpha * alpha, c, cols), dtype)  # V = B^T d B, wide
-        self.vt = scratch("wg_vt", (alpha * alpha, c, self.tcols), dtype)  # V of the tiles
+        self.vt = (  # V of the GEMMs
+            scratch("wg_vt", (alpha * alpha, c, self.tcols), dtype) if self.compact else self.v
+        )
         self.mm = scratch("wg_m", (alpha * alpha, k, self.tcols), dtype)  # M = U V (or dYt)
         self.o = scratch("wg_o", (m, k * self.tcols, m), dtype)  # A^T M A (or dZ), see
         # output_transform
@@ -223,6 +231,8 @@ def input_transform(ws: Workspace, c: int) -> np.ndarray:
         np.matmul(ws.bt, ws.zr[:, :, lo : lo + n + 1], out=rr[:, :m].transpose(1, 0, 2))
         rr[:, m:, :n] = rr[:, : alpha - m, 1:]
         np.matmul(ws.bt, rr[:, :, :n], out=vf[:, :, lo : lo + n])
+    if not ws.compact:
+        return ws.v
     ch, t_w, a2 = ws.ch, ws.t_w, alpha * alpha
     wide = ws.v.reshape(a2, c, ch.images, ch.rows + 1, t_w + 1)[:, :, :, : ch.rows, :t_w]
     np.copyto(ws.vt.reshape(a2, c, ch.images, ch.rows, t_w), wide)
@@ -355,7 +365,8 @@ def conv2d_winograd(
     for ch in chunks(n, t_h, t_w, max(c, k), m, x.itemsize, r):
         ws = _workspace(ch, m, c, k, t_w, x.dtype, r)
         if keep is not None:
-            ws.vt = np.empty_like(ws.vt)
+            ws.vt = np.empty_like(ws.vt)  # a fresh V (compact, or wide: then the transform's own)
+            ws.v = ws.v if ws.compact else ws.vt
             keep.append(ws.vt)
         _phases(x, ws, ch, pad4)
         np.matmul(u, input_transform(ws, c), out=ws.mm)
@@ -364,7 +375,7 @@ def conv2d_winograd(
         o = output_transform(ws, k)
         for row in range(m):
             rs, _, nr, _ = _out_slices(ch, row, 0, m, out_h, out_w)
-            src = o[row].reshape(k, ch.images, ch.rows, t_w * m)[:, :, :nr, :out_w]
+            src = o[row].reshape(k, ch.images, ws.grid[0], ws.grid[1] * m)[:, :, :nr, :out_w]
             out[ch.n0 : ch.n1, :, rs] = src.transpose(1, 0, 2, 3)
     return out
 
@@ -400,7 +411,7 @@ def conv2d_winograd_grad_weight(
         dyp.fill(0)
         for row in range(m):
             rs, _, nr, _ = _out_slices(ch, row, 0, m, out_h, out_w)
-            dst = dyp[row].reshape(k, ch.images, ch.rows, t_w * m)[:, :, :nr, :out_w]
+            dst = dyp[row].reshape(k, ch.images, ws.grid[0], ws.grid[1] * m)[:, :, :nr, :out_w]
             dst[...] = dout[ch.n0 : ch.n1, :, rs].transpose(1, 0, 2, 3)
         dz_transform(ws, k)
         if ch.n0 == 0 and ch.t0 == 0:
