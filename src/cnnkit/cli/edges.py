@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def run_learn(args: argparse.Namespace) -> int:
         raise CnnkitError(f"--steps must be at least 1, got {args.steps}", hint="e.g. --steps 300")
     gray = to_grayscale(load_image(Path(args.image))).astype("float64")
     target = to_grayscale(load_image(Path(args.learn_from))).astype("float64")
-    padding = "same" if target.shape == gray.shape else "valid"
+    padding: Literal["same", "valid"] = "same" if target.shape == gray.shape else "valid"
     with progress(total=args.steps, desc="learn", unit="step") as bar:
 
         def on_step(step: int, loss: float, kernel, bias) -> None:
