@@ -6,7 +6,15 @@
 >>> learned = learn_kernel(images, targets)        # fit the nine numbers by gradient descent
 """
 
-from cnnkit.edges.detect import LUMA_601, detect, filter_image, is_signed, to_display, to_grayscale
+from cnnkit.edges.detect import (
+    LUMA_601,
+    detect,
+    filter_image,
+    is_signed,
+    to_display,
+    to_grayscale,
+    views,
+)
 from cnnkit.edges.kernels import (
     GRADIENT_KERNELS,
     KERNEL_NAMES,
@@ -38,4 +46,5 @@ __all__ = [
     "to_display",
     "to_grayscale",
     "vertical",
+    "views",
 ]

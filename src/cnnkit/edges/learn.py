@@ -43,6 +43,8 @@ class LearnedKernel:
     losses: list[float] = field(default_factory=list)  # J after each step (index 0: start)
     steps: int = 0  # descent steps taken
     stopped: bool = False  # the callback asked to stop
+    start: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (f, f) random start
+    start_bias: float = 0.0  # and its bias (raw units)
 
 
 def _as_batch(a: np.ndarray, name: str) -> np.ndarray:
@@ -146,6 +148,7 @@ def learn_kernel(
 
     loss, dw, db = grads(w, b, target)
     result = LearnedKernel(*raw(w, b), losses=[loss])
+    result.start, result.start_bias = result.kernel.copy(), result.bias
     for step in range(1, steps + 1):
         if loss < tol:
             break

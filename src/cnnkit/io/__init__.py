@@ -5,6 +5,7 @@ from cnnkit.io.atomic import atomic_write, atomic_write_bytes, check_writable
 from cnnkit.io.image import (
     MAX_IMAGE_PIXELS,
     array_to_nchw,
+    encode_image,
     list_images,
     load_image,
     load_image_pil,
@@ -21,6 +22,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_bytes",
     "check_writable",
+    "encode_image",
     "list_images",
     "load_image",
     "load_image_pil",

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from cnnkit import __version__
 from cnnkit.errors import first_line
 from cnnkit.serve import metrics as metrics_mod
-from cnnkit.serve import problems, uploads
+from cnnkit.serve import problems, uploads, webapp
 from cnnkit.serve.batching import BatchingEncoder
 from cnnkit.serve.config import ServeConfig
 from cnnkit.serve.replica import ReplicaIndex
@@ -128,6 +128,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     async def metrics(request: Request) -> Response:
         return request.app.state.metrics.render()
 
+    webapp.install(app)  # the browser app at /, after every other route
     return app
 
 

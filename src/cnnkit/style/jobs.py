@@ -1,44 +1,34 @@
 """Style transfer as background jobs: start, watch the progress and the image improve, cancel,
 fetch the result (the web app's Style tab, over :func:`cnnkit.style.transfer`).
 
-A :class:`StyleJobRunner` runs one job at a time on a worker thread (the optimisation already
-uses every core) and keeps the last ``keep`` jobs in memory. Each job records the iteration
-reached, a PNG of the best image so far every ``preview_every`` iterations, and at the end the
-result PNG. Cancelling stops the optimisation at its next iteration and keeps the latest image.
+A :class:`StyleJobRunner` runs one job at a time on a daemon worker thread (the optimisation
+already uses every core; a daemon, so a job never holds up the process's exit) and keeps the
+last ``keep`` jobs in memory. Each job records the iteration reached, a PNG of the best image so
+far every ``preview_every`` iterations, and at the end the result PNG. Cancelling stops the
+optimisation at its next iteration and keeps the latest image.
 """
 
 from __future__ import annotations
 
-import io
 import logging
+import queue
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from cnnkit.errors import CnnkitError, NotFoundError
+from cnnkit.io import encode_image
 from cnnkit.style.transfer import ImageInput, StyleConfig, transfer
 
 log = logging.getLogger(__name__)
 
 #: Job states, in order; the last three are final.
 STATES = ("queued", "running", "done", "cancelled", "failed")
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """(H, W, 3) float in [0, 1] or uint8 -> PNG bytes."""
-    from PIL import Image
-
-    from cnnkit.io import to_uint8
-
-    buf = io.BytesIO()
-    Image.fromarray(to_uint8(image)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 class _Cancelled(Exception):
@@ -87,7 +77,8 @@ class StyleJobRunner:
         self.keep, self.preview_every, self.max_size = keep, preview_every, max_size
         self._jobs: OrderedDict[str, StyleJob] = OrderedDict()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="style-job")
+        self._queue: queue.Queue[tuple[StyleJob, Any, Any, StyleConfig] | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
 
     def start(
         self,
@@ -118,7 +109,11 @@ class StyleJobRunner:
                 if not old.finished:
                     break
                 del self._jobs[old_id]
-        self._pool.submit(self._run, job, content, style, config)
+        with self._lock:
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._loop, name="style-job", daemon=True)
+                self._worker.start()
+        self._queue.put((job, content, style, config))
         return job
 
     def get(self, job_id: str) -> StyleJob:
@@ -149,7 +144,13 @@ class StyleJobRunner:
             jobs = list(self._jobs.values())
         for job in jobs:
             job.cancel_requested.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._queue.put(None)
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._run(*item)
 
     def _run(self, job: StyleJob, content: Any, style: Any, config: StyleConfig) -> None:
         if job.cancel_requested.is_set():
@@ -162,7 +163,7 @@ class StyleJobRunner:
             job.iteration = iteration
             job.seconds = time.perf_counter() - start
             if iteration % self.preview_every == 0 or iteration == 1:
-                job.preview, job.preview_iteration = png_bytes(image), iteration
+                job.preview, job.preview_iteration = encode_image(image), iteration
             if job.cancel_requested.is_set():
                 raise _Cancelled
 
@@ -179,7 +180,7 @@ class StyleJobRunner:
             log.exception("style job %s failed", job.id)
             job.error, job.state = f"internal error: {type(exc).__name__}", "failed"
         else:
-            job.result = job.preview = png_bytes(image)
+            job.result = job.preview = encode_image(image)
             job.preview_iteration = job.iteration = job.total
             job.backbone = history.backbone
             job.state = "done"

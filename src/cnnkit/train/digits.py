@@ -157,3 +157,13 @@ def classify_drawing(model: LoadedModel, drawing: np.ndarray) -> DigitPrediction
             h.remove()
     probs = torch.softmax(logits, dim=1)[0].numpy().astype(np.float64)
     return DigitPrediction(int(probs.argmax()), probs.tolist(), digit8, maps)
+
+
+def example_digit(digit: int) -> np.ndarray:
+    """The first of scikit-learn's digits showing ``digit``, (8, 8) in [0, 1] (ink 1)."""
+    from sklearn.datasets import load_digits
+
+    if not (isinstance(digit, int) and 0 <= digit <= 9):
+        raise ShapeError(f"a digit is 0 to 9, got {digit!r}")
+    bunch = load_digits()
+    return bunch.images[int(np.argmax(bunch.target == digit))] / 16.0

@@ -7,4 +7,10 @@ ROUTER_MODULES = (
     "cnnkit.serve.routers.info",
     "cnnkit.serve.routers.capabilities",
     "cnnkit.serve.routers.keys",
+    # the web app's tabs (issue 10)
+    "cnnkit.serve.routers.conv",
+    "cnnkit.serve.routers.learn",
+    "cnnkit.serve.routers.digits",
+    "cnnkit.serve.routers.style_jobs",
+    "cnnkit.serve.routers.samples",
 )
