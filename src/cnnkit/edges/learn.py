@@ -11,8 +11,10 @@ over the filter W (f, f) and the bias b, starting from random W, with the gradie
 
 The descent runs on standardised inputs (x - mean) / std, which makes J's curvature close to
 the same in every direction for noise-like images, and maps the result back to the raw images'
-units: W = W' / std, b = b' - mean * sum(W') / std. The step is 1 / L (L, the largest curvature,
-from a few power iterations with the same forward and backward passes) with heavy-ball momentum.
+units: W = W' / std, b = b' - mean * sum(W') / std. J is quadratic, so its curvatures (the
+Hessian's eigenvalues, from f^2 + 1 forward and backward passes) give the heavy-ball step and
+momentum that converge fastest (Polyak): on a photo, whose neighbouring pixels are correlated
+(curvatures 1000x apart), a few hundred steps; on noise, a few dozen.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def learn_kernel(
     f: int = 3,
     padding: Literal["valid", "same"] = "valid",
     steps: int = 300,
-    momentum: float = 0.9,
+    momentum: float | None = None,
     tol: float = 1e-14,
     seed: int = 0,
     callback: StepCallback | None = None,
@@ -78,7 +80,8 @@ def learn_kernel(
             :func:`cnnkit.edges.detect` pads).
         f: the filter size (odd for "same").
         steps: the most gradient-descent steps; it stops earlier when J < ``tol``.
-        momentum: heavy-ball momentum of the steps.
+        momentum: heavy-ball momentum; default: the fastest one for this problem (Polyak's,
+            from the extreme curvatures of J), with the matching step.
         seed: seeds the random starting weights W ~ N(0, 1/f^2).
         callback: called after each step; returning False stops the descent.
 
@@ -124,20 +127,26 @@ def learn_kernel(
         assert db is not None
         return 0.5 * float(np.mean(err * err)), dw, db
 
-    # L, the largest eigenvalue of J's Hessian (a quadratic: H v = grad of J at v with T = 0).
-    rng = np.random.default_rng(seed)
-    vw, vb = rng.standard_normal((1, 1, f, f)), np.ones(1)
-    curvature = 1.0
-    for _ in range(20):
-        _, hw, hb = grads(vw, vb, None)
-        norm = float(np.sqrt((hw**2).sum() + (hb**2).sum()))
-        vnorm = float(np.sqrt((vw**2).sum() + (vb**2).sum()))
-        curvature = norm / vnorm if vnorm > 0 else 1.0
-        if norm == 0:
-            break
-        vw, vb = hw / norm, hb / norm
-    lr = 1.0 / max(curvature, 1e-12)
+    # J is quadratic in p = (W', b'): its Hessian H has columns H e_i = grad J(e_i) with T = 0,
+    # one forward and backward pass each. Its extreme eigenvalues L and mu give the heavy-ball
+    # step and momentum that converge fastest: lr = 4 / (sqrt L + sqrt mu)^2,
+    # momentum = ((sqrt L - sqrt mu) / (sqrt L + sqrt mu))^2 (Polyak), unless given.
+    n_p = f * f + 1
+    hessian = np.empty((n_p, n_p))
+    for i in range(n_p):
+        e = np.zeros(n_p)
+        e[i] = 1.0
+        _, hw, hb = grads(e[:-1].reshape(1, 1, f, f), e[-1:], None)
+        hessian[:, i] = np.concatenate([hw.ravel(), hb])
+    eig = np.linalg.eigvalsh(0.5 * (hessian + hessian.T))
+    big, small = np.sqrt(max(eig[-1], 1e-300)), np.sqrt(max(eig[0], 0.0))
+    lr = 4.0 / (big + small) ** 2
+    if momentum is None:
+        momentum = ((big - small) / (big + small)) ** 2
+    else:
+        lr = 1.0 / big**2  # a given momentum: the plain 1 / L step
 
+    rng = np.random.default_rng(seed)
     w = rng.standard_normal((1, 1, f, f)) / f  # W' ~ N(0, 1/f^2), the standardised units
     b = np.zeros(1)
     mw, mb = np.zeros_like(w), np.zeros_like(b)

@@ -20,7 +20,7 @@ LEARN_SIDE = 64
 
 class LearnIn(BaseModel):
     target: str = Field("sobel", description="the kernel whose map to reproduce (x direction)")
-    steps: int = Field(150, ge=1, le=1000)
+    steps: int = Field(200, ge=1, le=1000)
     image: str = Field("camera", description="a shipped sample image (GET /samples)")
     seed: int = 0
 

@@ -1,7 +1,7 @@
 // conv.js: the Convolution tab. Three views: the notes' 2-D example with a step-through, convolution
 // over volume, and learning a filter's nine numbers by gradient descent. Every number comes from
 // cnnkit.conv on the server (POST /conv/explain, /conv/volume, /conv/learn).
-import { api, guarded } from "./api.js";
+import { api, guarded, showError } from "./api.js";
 import { debounce, el, field, fmt, inputGrid, lineChart, select, viewGrid } from "./ui.js";
 
 const notesExample = (n = 6) =>
@@ -38,7 +38,8 @@ function planeView(kernels) {
   const pNum = el("input", { id: "conv-p-value", type: "number", min: "0", max: "5", value: "1",
     "aria-label": "padding p", hidden: true });
   const sNum = el("input", { id: "conv-s", type: "number", min: "1", max: "5", value: "1" });
-  const inputSlot = el("div"), kernelSlot = el("div"), paddedSlot = el("div", { class: "scroll" });
+  const inputSlot = el("div", { id: "conv-input-box" }), kernelSlot = el("div", { id: "conv-filter-box" });
+  const paddedSlot = el("div", { class: "scroll" });
   const outSlot = el("div", { class: "scroll" });
   const formula = el("p", { class: "formula", id: "conv-formula", "aria-live": "polite" });
   const products = el("p", { class: "products", id: "conv-products", "aria-live": "polite" });
@@ -77,7 +78,15 @@ function planeView(kernels) {
         `${r.bias ? ` + ${fmt(r.bias)}` : ""} = ${fmt(st.total, 3)}  (step ${state.index + 1} of ${r.steps.length})`;
     }
   };
-  const refresh = debounce(() => guarded(formula, async () => {
+  // an error goes beside the control changed last (the input grid, the filter, n, f, p or s)
+  let cause = formula;
+  const controls = [nSel, kSel, fSel, pSel, pNum, sNum, inputSlot, kernelSlot, formula];
+  for (const c of controls) {
+    c.addEventListener("input", () => { cause = c; }, true);
+    c.addEventListener("change", () => { cause = c; }, true);
+  }
+  const refresh = debounce(() => guarded(cause, async () => {
+    for (const c of controls) if (c !== cause) showError(c, null);
     const r = await api("/conv/explain", { json: {
       input: state.input, kernel: state.kernel, p: padding(), s: Number(sNum.value) } });
     state.result = r;
@@ -189,7 +198,7 @@ function volumeView() {
 function learnView(kernels) {
   const box = el("div", { class: "card", id: "conv-learn" });
   const target = select("learn-target", ["sobel", "vertical", "horizontal", "scharr", "laplacian"].filter((k) => !Object.keys(kernels).length || k in kernels), "sobel");
-  const steps = el("input", { id: "learn-steps", type: "number", min: "10", max: "1000", value: "150" });
+  const steps = el("input", { id: "learn-steps", type: "number", min: "10", max: "1000", value: "200" });
   const go = el("button", { type: "button", id: "learn-go", text: "Learn the filter" });
   const status = el("p", { id: "learn-status", "aria-live": "polite" });
   const numbers = el("div"), goal = el("div");
@@ -206,7 +215,9 @@ function learnView(kernels) {
       let i = 0;
       const total = r.losses.length;
       const frame = () => {
-        numbers.replaceChildren(viewGrid(r.kernels[i], "learned filter"));
+        const grid = viewGrid(r.kernels[i], "learned filter");
+        grid.id = "conv-learn-kernel";
+        numbers.replaceChildren(grid);
         lineChart(chart, r.losses.slice(0, i + 1), { log: true, label: "loss J per step",
           xLabel: "step", yLabel: "J (log)" });
         status.textContent = `step ${i} of ${total - 1}: J = ${r.losses[i].toExponential(3)}, bias ${fmt(r.biases[i], 4)}`;
