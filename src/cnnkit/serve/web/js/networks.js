@@ -133,7 +133,7 @@ function digitsCard() {
       ...Object.entries(r.feature_maps).map(([name, m]) => el("div", {},
         el("h3", { text: `${name}: ${m.length} feature map(s) of ${m[0].length}×${m[0][0].length}` }),
         el("div", { class: "maps" }, ...(m[0].length === 1
-          ? [mapCanvas([m.map((c) => c[0][0])], 4, `${name} activations`)]
+          ? [mapCanvas([m.map((c) => c[0][0])], 6, `${name} activations`)]
           : m.map((c, k) => mapCanvas(c, m[0].length > 12 ? 2 : 5, `${name} map ${k + 1}`)))))));
   });
   classify.addEventListener("click", run);

@@ -76,6 +76,7 @@ export function mapCanvas(map, scale = 4, label = "") {
   const canvas = el("canvas", { width: w, height: h, role: "img", "aria-label": label });
   canvas.style.width = `${w * scale}px`;
   canvas.style.height = `${h * scale}px`;
+  canvas.style.imageRendering = "pixelated";
   const ctx = canvas.getContext("2d");
   const img = ctx.createImageData(w, h);
   map.forEach((row, y) => row.forEach((v, x) => {
