@@ -225,9 +225,12 @@ def page(browser):
 
 
 def wait_for(driver, condition, timeout: float = 30.0, what: str = ""):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, what)
+    ignored = (NoSuchElementException, StaleElementReferenceException)  # the page redraws
+    wait = WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=ignored)
+    return wait.until(condition, what)
 
 
 def open_tab(driver, name: str) -> None:

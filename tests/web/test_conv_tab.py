@@ -105,3 +105,28 @@ def test_tabs_are_keyboard_operable(page) -> None:
     assert page.switch_to.active_element.get_attribute("id") == "tab-edges"
     page.switch_to.active_element.send_keys(Keys.ARROW_LEFT)
     wait_for(page, lambda d: d.find_element(By.ID, "panel-conv").is_displayed())
+
+
+def test_printed_url_signs_in_and_sign_out(server, fake_camera) -> None:
+    """The one-time URL that cnnkit serve prints opens the app signed in (no sign-in box)."""
+    import re
+    from pathlib import Path
+
+    from .conftest import new_driver, quit_driver, severe_entries
+
+    log = (Path(server.db).parent / "serve.log").read_text()
+    url = re.search(r"open (http://\S+/\?token=\S+)", log)
+    assert url, f"no sign-in URL in the server's output: {log[-500:]}"
+    driver = new_driver()
+    try:
+        driver.get(url.group(1))
+        wait_for(driver, lambda d: "admin" in d.find_element(By.ID, "whoami").text)
+        assert not driver.find_element(By.ID, "signin").is_displayed()
+        assert "token" not in driver.current_url  # redirected to a clean /
+        open_tab(driver, "conv")
+        wait_for(driver, lambda d: "= 4" in formula(d))
+        driver.find_element(By.ID, "signout").click()
+        wait_for(driver, lambda d: d.find_element(By.ID, "signin").is_displayed())
+        assert not severe_entries(driver)
+    finally:
+        quit_driver(driver)

@@ -7,6 +7,7 @@ ROUTER_MODULES = (
     "cnnkit.serve.routers.info",
     "cnnkit.serve.routers.capabilities",
     "cnnkit.serve.routers.keys",
+    "cnnkit.serve.routers.session",
     # the web app's tabs (issue 10)
     "cnnkit.serve.routers.conv",
     "cnnkit.serve.routers.learn",

@@ -1,9 +1,9 @@
-// api.js: every call to /api/v1 goes through here. It adds the API key (sign-in box) or, for a
-// cookie session, the CSRF token on writes, and turns an RFC 9457 problem into an ApiError whose
-// message is the problem's `detail`; showError() puts that message next to the control that
-// caused it.
+// api.js: every call to /api/v1 goes through here. The page signs in with a cookie session (the
+// printed one-time URL, or an API key typed into the sign-in box and exchanged by POST /session:
+// the key is never kept by the page); api() adds the session's CSRF token on writes, and turns an
+// RFC 9457 problem into an ApiError whose message is the problem's `detail`; showError() puts
+// that message next to the control that caused it.
 
-const KEY_STORE = "cnnkit.apiKey";
 const BASE = "/api/v1";
 let csrfToken = null;
 
@@ -15,25 +15,9 @@ export class ApiError extends Error {
   }
 }
 
-export function apiKey() {
-  return sessionStorage.getItem(KEY_STORE);
-}
-
-export function setApiKey(key) {
-  if (key) sessionStorage.setItem(KEY_STORE, key);
-  else sessionStorage.removeItem(KEY_STORE);
-}
-
+/** The CSRF token of the cookie session (from GET or POST /session), sent on every write. */
 export function setCsrfToken(token) {
   csrfToken = token || null;
-}
-
-function cookie(name) {
-  for (const part of document.cookie.split(";")) {
-    const [k, ...v] = part.trim().split("=");
-    if (k === name) return decodeURIComponent(v.join("="));
-  }
-  return null;
 }
 
 async function problemOf(response) {
@@ -64,12 +48,7 @@ async function problemOf(response) {
 export async function api(path, options = {}) {
   const method = options.method || (options.json || options.form ? "POST" : "GET");
   const headers = {};
-  const key = apiKey();
-  if (key) headers["X-API-Key"] = key;
-  else if (method !== "GET" && method !== "HEAD") {
-    const token = csrfToken || cookie("cnnkit_csrf");
-    if (token) headers["X-CSRF-Token"] = token;
-  }
+  if (method !== "GET" && method !== "HEAD" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
   let body;
   if (options.json !== undefined) {
     headers["Content-Type"] = "application/json";

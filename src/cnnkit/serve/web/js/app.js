@@ -1,5 +1,5 @@
 // app.js: tabs (arrow keys move between them), sign-in, and lazy start of each tab's module.
-import { api, apiKey, setApiKey, setCsrfToken, showError, ApiError } from "./api.js";
+import { api, setCsrfToken, showError, ApiError } from "./api.js";
 
 const started = new Set();
 
@@ -40,17 +40,10 @@ function setupTabs() {
 }
 
 async function whoami() {
-  // 401 without a key or session; anything else means signed in. /session says who (and gives
-  // a cookie session its CSRF token); a server without it: /info tells that the key works.
-  try {
-    const session = await api("/session");
-    if (session && session.csrf_token) setCsrfToken(session.csrf_token);
-    return session;
-  } catch (err) {
-    if (!(err instanceof ApiError) || err.status !== 404) throw err;
-    await api("/info");
-    return { role: null };
-  }
+  // GET /session: 401 without a session cookie; else who we are and the CSRF token for writes.
+  const session = await api("/session");
+  setCsrfToken(session.csrf);
+  return session;
 }
 
 async function signIn() {
@@ -69,16 +62,17 @@ async function signIn() {
   return new Promise((resolve) => {
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
-      setApiKey(input.value.trim());
       try {
-        const session = await whoami();
+        // the key is exchanged for the HttpOnly session cookie; the page does not keep it
+        const session = await api("/session", { json: { key: input.value.trim() } });
+        setCsrfToken(session.csrf);
+        input.value = "";
         document.getElementById("whoami").textContent = describe(session);
         box.hidden = true;
         document.querySelector("main").classList.remove("locked");
         showError(input, null);
         resolve(true);
       } catch (err) {
-        setApiKey(null);
         showError(input, err);
       }
     });
@@ -87,15 +81,18 @@ async function signIn() {
 
 function describe(session) {
   if (!session) return "";
-  const how = apiKey() ? "API key" : "session";
-  const role = session.role ? `${session.role}` : "signed in";
-  const gallery = session.gallery ? ` · gallery ${session.gallery}` : "";
-  return `${role} (${how})${gallery}`;
+  return `${session.role} · gallery ${session.gallery}`;
 }
 
 async function main() {
+  const out = document.getElementById("signout");
+  out.addEventListener("click", async () => {
+    await api("/session", { method: "DELETE", as: "none" }).catch(() => null);
+    location.reload();
+  });
   try {
     await signIn();
+    out.hidden = false;
   } catch (err) {
     document.getElementById("whoami").textContent = err.message;
   }

@@ -85,6 +85,18 @@ async function drawChart(slot, current) {
   slot.innerHTML = svg + "</svg>";
 }
 
+/** n values as rows of 12 (the last row padded with the smallest value), to draw as a map. */
+function rowsOf12(values) {
+  const low = Math.min(...values);
+  const rows = [];
+  for (let i = 0; i < values.length; i += 12) {
+    const row = values.slice(i, i + 12);
+    while (row.length < 12) row.push(low);
+    rows.push(row);
+  }
+  return rows;
+}
+
 function digitsCard() {
   const canvas = el("canvas", { id: "digit-canvas", width: 280, height: 280, role: "img",
     "aria-label": "drawing area: draw a digit with the mouse, a finger or a pen" });
@@ -133,7 +145,7 @@ function digitsCard() {
       ...Object.entries(r.feature_maps).map(([name, m]) => el("div", {},
         el("h3", { text: `${name}: ${m.length} feature map(s) of ${m[0].length}×${m[0][0].length}` }),
         el("div", { class: "maps" }, ...(m[0].length === 1
-          ? [mapCanvas([m.map((c) => c[0][0])], 6, `${name} activations`)]
+          ? [mapCanvas(rowsOf12(m.map((c) => c[0][0])), 8, `${name}: ${m.length} activations, 12 a row`)]
           : m.map((c, k) => mapCanvas(c, m[0].length > 12 ? 2 : 5, `${name} map ${k + 1}`)))))));
   });
   classify.addEventListener("click", run);
