@@ -247,13 +247,18 @@ def screenshot_dir() -> Path:
     return path
 
 
-def screenshots(driver, name: str) -> list[Path]:
-    """Save the page at 1280x800 and at 375x812 (phone), then restore the desktop size."""
+def screenshots(driver, name: str, scroll_to: str | None = None) -> list[Path]:
+    """Save the page at 1280x800 and at 375x812 (phone), then restore the desktop size; fail if
+    the page scrolls sideways at either. ``scroll_to``: an element id to show at the top."""
     saved = []
     for label, (w, h) in SIZES.items():
         driver.set_window_rect(width=w, height=h)
         inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
         driver.set_window_rect(width=2 * w - inner[0], height=2 * h - inner[1])
+        if scroll_to:
+            driver.execute_script(
+                "document.getElementById(arguments[0]).scrollIntoView({block: 'start'})", scroll_to
+            )
         time.sleep(0.3)
         path = screenshot_dir() / f"{name}-{label}.png"
         assert driver.save_screenshot(str(path)), f"no screenshot at {path}"

@@ -60,6 +60,7 @@ def test_step_through_and_an_edited_cell(page) -> None:
     page.find_element(By.ID, "conv-next").click()  # the window at (1, 2): 10 10 0 in each row
     products = page.find_element(By.ID, "conv-products").text
     assert products.startswith("Z[1,2] = 10×1 + 10×0 + 0×-1") and "= 30" in products
+    screenshots(page, "conv-step")
     cell = page.find_element(By.ID, "conv-input-0-0")
     cell.send_keys(Keys.CONTROL, "a")
     cell.send_keys("13")  # Z[1,1] = (13 - 10) + (10 - 10) + (10 - 10) = 3

@@ -73,4 +73,4 @@ def test_drawn_digit_is_classified(page) -> None:
     Select(page.find_element(By.ID, "digit-example")).select_by_value("4")
     page.find_element(By.ID, "digit-example-draw").click()
     wait_for(page, lambda d: prediction.text == "LeNet-5 says: 4", 30)
-    screenshots(page, "digits")
+    screenshots(page, "digits", scroll_to="digits")

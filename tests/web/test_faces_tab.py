@@ -68,6 +68,7 @@ def test_enroll_identify_verify(page, server: Server, photos: dict[str, Path]) -
     wait_for(page, lambda d: "tau" in verdict.text, 60)
     assert verdict.text.startswith("no match")
     screenshots(page, "faces")
+    screenshots(page, "faces-identify", scroll_to="identify-card")
 
 
 def test_no_face_error_is_shown_beside_enroll(page, server: Server) -> None:

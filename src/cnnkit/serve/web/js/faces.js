@@ -39,7 +39,7 @@ function drawFaces(ctx, faces, scale = 1) {
     const known = f.name !== "unknown";
     ctx.strokeStyle = known ? "#1b7a3a" : "#b3261e";
     ctx.strokeRect(b.left, b.top, b.right - b.left, b.bottom - b.top);
-    const label = known ? `${f.name} (${fmt(f.distance, 2)})` : "unknown";
+    const label = known ? `${f.name} (${Number(f.distance).toFixed(2)})` : "unknown";
     const tw = ctx.measureText(label).width + 8, th = Math.max(18, 22 * scale);
     ctx.fillStyle = ctx.strokeStyle;
     ctx.fillRect(b.left, Math.max(0, b.top - th), tw, th);
@@ -195,7 +195,7 @@ export async function init(panel) {
         el("h3", { text: "Persons" }), list),
       el("div", { class: "card" }, el("h3", { text: "Verify: is this the person?" }),
         verifyPicker.node, el("div", { class: "row" }, field("Person", personMenu), verifyBtn), verdict)),
-    el("div", { class: "card" }, el("h3", { text: "Identify: who is in this photo?" }),
+    el("div", { class: "card", id: "identify-card" }, el("h3", { text: "Identify: who is in this photo?" }),
       idPicker.node, el("div", { class: "row" }, idBtn), idNames,
       el("div", { class: "pics" }, idCanvas)),
     el("div", { class: "card" }, el("h3", { text: "Live identification from the webcam" }),
