@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -33,90 +31,37 @@ INSTALL_HINT = (
 SIZES = {"desktop": (1280, 800), "phone": (375, 812)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
-class Server:
+class WebServer:
+    """A real ``cnnkit serve`` (tests/serve/server.py starts it) and an admin key for it."""
+
     url: str
     key: str
-    db: Path
-    process: subprocess.Popen
+    log: Path
+    running: Any
 
-    def api(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-        req = urllib.request.Request(
-            self.url + "/api/v1" + path,
-            data=body,
-            method=method,
-            headers={"X-API-Key": self.key, **(headers or {})},
-        )
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read()
-
-
-def cnnkit_command(python: str | Path = sys.executable) -> list[str]:
-    return [str(python), "-m", "cnnkit"]
-
-
-def start_server(
-    tmp: Path, python: str | Path = sys.executable, env: dict[str, str] | None = None
-) -> Server:
-    """Make an admin key, start ``cnnkit serve`` on a free loopback port, wait until ready."""
-    env = dict(env if env is not None else os.environ)
-    env.setdefault("CNNKIT_QUIET", "1")
-    env.setdefault("CNNKIT_CACHE_DIR", str(tmp / "cache"))
-    db = tmp / "serve.sqlite3"
-    out = subprocess.run(
-        [*cnnkit_command(python), "serve", "keys", "create", "--role", "admin", "--db", str(db)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    )
-    key = out.stdout.strip().splitlines()[-1]
-    port = free_port()
-    log = open(tmp / "serve.log", "w")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(
-        [*cnnkit_command(python), "serve", "--port", str(port), "--db", str(db)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 120
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise RuntimeError(f"cnnkit serve exited: {(tmp / 'serve.log').read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return Server(url, key, db, process)
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError(
-        f"cnnkit serve not ready in 120 s: {(tmp / 'serve.log').read_text()[-2000:]}"
-    )
-
-
-def stop_server(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"X-API-Key": self.key, **kwargs.pop("headers", {})}
+        r = httpx.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=60, **kwargs)
+        r.raise_for_status()
+        return r
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(tmp_path_factory.mktemp("serve"))
-    yield s
-    stop_server(s)
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    from tests.serve.server import make_key, start_server
+
+    folder = tmp_path_factory.mktemp("web-serve")
+    db = str(folder / "serve.sqlite3")
+    key = make_key(db, "admin")
+    # the digits model is trained into a fresh cache folder: the first drawing trains it
+    os.environ["CNNKIT_CACHE_DIR"] = str(folder / "cache")
+    try:
+        running = start_server(db, folder)
+    finally:
+        del os.environ["CNNKIT_CACHE_DIR"]
+    yield WebServer(running.url, key, running.log, running)
+    running.stop()
 
 
 def write_y4m(image: Image.Image, path: Path, size: tuple[int, int] = (640, 480), frames: int = 5):
@@ -199,7 +144,7 @@ def severe_entries(driver) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def browser(server: Server, fake_camera: Path) -> Iterator:
+def browser(server: WebServer, fake_camera: Path) -> Iterator:
     """One signed-in browser for the session (1280x800)."""
     from selenium.webdriver.common.by import By
 

@@ -111,11 +111,10 @@ def test_tabs_are_keyboard_operable(page) -> None:
 def test_printed_url_signs_in_and_sign_out(server, fake_camera) -> None:
     """The one-time URL that cnnkit serve prints opens the app signed in (no sign-in box)."""
     import re
-    from pathlib import Path
 
     from .conftest import new_driver, quit_driver, severe_entries
 
-    log = (Path(server.db).parent / "serve.log").read_text()
+    log = server.log.read_text()
     url = re.search(r"open (http://\S+/\?token=\S+)", log)
     assert url, f"no sign-in URL in the server's output: {log[-500:]}"
     driver = new_driver()

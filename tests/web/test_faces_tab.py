@@ -4,7 +4,6 @@ enroll from it, rename, remove, and live identification."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from selenium.webdriver.support.ui import Select
 
 from cnnkit.io import sample_path
 
-from .conftest import Server, open_tab, screenshots, wait_for
+from .conftest import WebServer, open_tab, screenshots, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +31,12 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-def person_names(server: Server) -> dict[str, int]:
-    _, body = server.api("GET", "/persons?limit=1000")
-    return {p["name"]: p["photos"] for p in json.loads(body)["items"]}
+def persons(server: WebServer) -> list[dict]:
+    return server.api("GET", "/persons?limit=1000").json()["items"]
+
+
+def person_names(server: WebServer) -> dict[str, int]:
+    return {p["name"]: p["photos"] for p in persons(server)}
 
 
 def enroll_from_file(page, name: str, photo: Path) -> None:
@@ -46,7 +48,7 @@ def enroll_from_file(page, name: str, photo: Path) -> None:
     wait_for(page, lambda d: f"{name} enrolled." in d.find_element(By.ID, "enroll-status").text, 60)
 
 
-def test_enroll_identify_verify(page, server: Server, photos: dict[str, Path]) -> None:
+def test_enroll_identify_verify(page, server: WebServer, photos: dict[str, Path]) -> None:
     open_tab(page, "faces")
     enroll_from_file(page, "Grace Hopper", photos["grace"])
     assert person_names(server).get("Grace Hopper") == 1
@@ -71,7 +73,7 @@ def test_enroll_identify_verify(page, server: Server, photos: dict[str, Path]) -
     screenshots(page, "faces-identify", scroll_to="identify-card")
 
 
-def test_no_face_error_is_shown_beside_enroll(page, server: Server) -> None:
+def test_no_face_error_is_shown_beside_enroll(page, server: WebServer) -> None:
     open_tab(page, "faces")
     field = page.find_element(By.ID, "enroll-name")
     field.clear()
@@ -83,7 +85,7 @@ def test_no_face_error_is_shown_beside_enroll(page, server: Server) -> None:
     assert "Brick Wall" not in person_names(server)  # the empty person was removed again
 
 
-def test_webcam_enroll_rename_remove_and_live(page, server: Server, photos) -> None:
+def test_webcam_enroll_rename_remove_and_live(page, server: WebServer, photos) -> None:
     open_tab(page, "faces")
     field = page.find_element(By.ID, "enroll-name")
     field.clear()
@@ -93,8 +95,7 @@ def test_webcam_enroll_rename_remove_and_live(page, server: Server, photos) -> N
     wait_for(page, lambda d: "Camera Person enrolled." in status.text, 60)
     people = person_names(server)
     assert people.get("Camera Person") == 1
-    pid = json.loads(server.api("GET", "/persons?limit=1000")[1])["items"]
-    pid = next(p["id"] for p in pid if p["name"] == "Camera Person")
+    pid = next(p["id"] for p in persons(server) if p["name"] == "Camera Person")
 
     rename = page.find_element(By.ID, f"person-{pid}-name")
     rename.clear()

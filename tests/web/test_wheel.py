@@ -5,17 +5,17 @@ not a 404)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
-
-from .conftest import start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,13 +57,30 @@ def test_wheel_installs_and_serves_the_app(tmp_path: Path) -> None:
     where = run(python, "-c", "import cnnkit; print(cnnkit.__file__)", env=env).strip()
     assert Path(where).is_relative_to(venv), f"cnnkit imported from {where}, not the new venv"
 
-    server = start_server(tmp_path, python=python, env=env)
+    # cnnkit serve from the new environment (its own interpreter, no PYTHONPATH)
+    env["CNNKIT_QUIET"] = "1"
+    db = str(tmp_path / "serve.sqlite3")
+    run(python, "-m", "cnnkit", "serve", "keys", "create", "--role", "admin", "--db", db, env=env)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        cmd = [python, "-m", "cnnkit", "serve", "--port", "0", "--db", db]
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
-        with urllib.request.urlopen(server.url + "/", timeout=30) as r:
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            found = re.search(
+                r"(?:Uvicorn running on|serve: open) (http://[\d.]+:\d+)", log.read_text()
+            )
+            url = found.group(1) if found else None
+        assert url, f"cnnkit serve from the wheel did not start:\n{log.read_text()[-2000:]}"
+        with urllib.request.urlopen(url + "/", timeout=30) as r:
             page = r.read().decode()
         assert r.status == 200 and "<title>cnnkit</title>" in page
         for asset in ("/js/app.js", "/js/faces.js", "/css/app.css"):
-            with urllib.request.urlopen(server.url + asset, timeout=30) as r:
+            with urllib.request.urlopen(url + asset, timeout=30) as r:
                 assert r.status == 200 and len(r.read()) > 500, asset
     finally:
-        stop_server(server)
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, File, Query, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from cnnkit.serve.auth import Principal, QueryKey
 from cnnkit.serve.deps import offload
@@ -34,8 +35,11 @@ async def classify(
     upload = await read_upload(file, state.config.max_upload_bytes)
     web = web_state(request)
 
+    # the first call trains the model (seconds; longer on a busy machine): not under the
+    # request time-out, which is for inference
+    model, trained_now = await run_in_threadpool(web.digits)
+
     def work() -> dict[str, Any]:
-        model, trained_now = web.digits()
         gray = decode_rgb(upload, state.config.max_pixels).astype(np.float64).mean(axis=2) / 255.0
         pred = classify_drawing(model, gray)
         return {
