@@ -92,6 +92,7 @@ export async function init(panel) {
     if (!name) return showError(enrollName, "give the person's name first");
     showError(enrollName, null);
     if (!file) return showError(control, "choose a photo or an example first");
+    enrollStatus.textContent = `enrolling ${name}…`;
     let person = persons.find((p) => p.name === name);
     let created = false;
     if (!person) {
@@ -103,6 +104,7 @@ export async function init(panel) {
     try {
       await api(`/persons/${person.id}/photos`, { form });
     } catch (err) {
+      enrollStatus.textContent = "";
       if (created) await api(`/persons/${person.id}`, { method: "DELETE", as: "none" }).catch(() => null);
       throw err;
     }
@@ -126,7 +128,8 @@ export async function init(panel) {
     const form = new FormData();
     form.append("file", file);
     form.append("person", personMenu.value);
-    const r = await api("/verify", { form });
+    verdict.textContent = "comparing…";
+    const r = await api("/verify", { form }).catch((err) => { verdict.textContent = ""; throw err; });
     verdict.replaceChildren(el("span", { class: r.match ? "ok" : "bad", text: r.match ? "match" : "no match" }),
       ` — distance ${fmt(r.distance, 3)}, threshold tau ${fmt(r.tau, 3)}`);
   }));
@@ -139,7 +142,9 @@ export async function init(panel) {
   idBtn.addEventListener("click", () => guarded(idBtn, async () => {
     const file = await idPicker.file();
     if (!file) return showError(idBtn, "choose a photo or an example first");
-    const [r, bitmap] = await Promise.all([identifyFile(file), createImageBitmap(file)]);
+    idNames.replaceChildren(el("li", { class: "muted", text: "looking for faces…" }));
+    const [r, bitmap] = await Promise.all([identifyFile(file), createImageBitmap(file)])
+      .catch((err) => { idNames.replaceChildren(); throw err; });
     idCanvas.width = bitmap.width;
     idCanvas.height = bitmap.height;
     const ctx = idCanvas.getContext("2d");
