@@ -55,11 +55,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
     db = str(folder / "serve.sqlite3")
     key = make_key(db, "admin")
     # the digits model is trained into a fresh cache folder: the first drawing trains it
+    before = os.environ.get("CNNKIT_CACHE_DIR")
     os.environ["CNNKIT_CACHE_DIR"] = str(folder / "cache")
     try:
         running = start_server(db, folder)
     finally:
-        del os.environ["CNNKIT_CACHE_DIR"]
+        if before is None:
+            del os.environ["CNNKIT_CACHE_DIR"]
+        else:
+            os.environ["CNNKIT_CACHE_DIR"] = before
     yield WebServer(running.url, key, running.log, running)
     running.stop()
 
