@@ -30,6 +30,26 @@ def test_edges_show_both_maps(page) -> None:
     assert "vertical" in page.find_element(By.ID, "edges-status").text
     screenshots(page, "edges")
 
+    # a photo dropped on the picker (a real drop event carrying a file)
+    before = page.find_element(By.ID, "edges-original").get_attribute("src")
+    page.execute_script(
+        """const [done] = [arguments[arguments.length - 1]];
+        fetch("/api/v1/samples/coffee").then((r) => r.blob()).then((blob) => {
+          const data = new DataTransfer();
+          data.items.add(new File([blob], "coffee.jpg", {type: blob.type}));
+          const target = document.getElementById("edges-picker");
+          target.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true}));
+        });"""
+    )
+    wait_for(page, lambda d: "coffee.jpg" in d.find_element(By.ID, "edges-dropped").text)
+    wait_for(page, lambda d: d.find_element(By.ID, "edges-original").get_attribute("src") != before)
+    wait_for(page, lambda d: image_loaded(d, "edges-original"))
+    size = page.execute_script(
+        "const i = document.getElementById('edges-original');"
+        "return [i.naturalWidth, i.naturalHeight]"
+    )
+    assert size == [512, 341]  # coffee (600x400) as samples are sent; camera is 512x512
+
 
 def test_vgg16_layer_table(page) -> None:
     open_tab(page, "networks")

@@ -40,6 +40,7 @@ export async function init(panel) {
   kernel.addEventListener("change", go);
   picker.menu.addEventListener("change", () => picker.menu.value && go());
   picker.input.addEventListener("change", go);
+  picker.node.addEventListener("picked", go);
   panel.append(
     el("h2", { text: "Edges" }),
     el("div", { class: "card" },
