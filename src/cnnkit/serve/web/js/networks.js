@@ -77,10 +77,25 @@ async function drawChart(slot, current) {
   for (let e = y0; e <= y1; e++) svg += `<text x="${L - 4}" y="${Y(10 ** e) + 4}" font-size="11" text-anchor="end">1e${e}</text>`;
   svg += `<text x="${(W + L) / 2}" y="${H - 6}" font-size="12" text-anchor="middle">parameters</text>`;
   svg += `<text x="12" y="${(H - B) / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 12 ${(H - B) / 2})">multiply-adds per image</text>`;
+  // labels: beside each point, on the first side (right, left, then shifted up or down) where
+  // they overlap no label placed before
+  const placed = [];
+  const free = (b) => placed.every((o) => b.x1 < o.x0 || b.x0 > o.x1 || b.y1 < o.y0 || b.y0 > o.y1);
   for (const q of points) {
     const on = q.name === current;
-    svg += `<circle cx="${X(q.p)}" cy="${Y(q.m)}" r="${on ? 6 : 4}" fill="${on ? "#b3261e" : "#1f5fbf"}"><title>${q.label}: ${nf.format(q.p)} parameters, ${nf.format(q.m)} multiply-adds</title></circle>` +
-      `<text x="${X(q.p) + 7}" y="${Y(q.m) + 4}" font-size="11"${on ? ' font-weight="700"' : ""}>${q.label}</text>`;
+    const cx = X(q.p), cy = Y(q.m), w = q.label.length * 6.3;
+    let spot = null;
+    for (const dy of [0, -13, 13, -26, 26]) {
+      for (const side of [1, -1]) {
+        const x0 = side > 0 ? cx + 7 : cx - 7 - w;
+        const box = { x0, x1: x0 + w, y0: cy + dy - 9, y1: cy + dy + 3 };
+        if (!spot && free(box) && box.x0 >= 0 && box.x1 <= W) spot = { box, side, dy };
+      }
+    }
+    spot = spot || { box: { x0: cx + 7, x1: cx + 7 + w, y0: cy - 9, y1: cy + 3 }, side: 1, dy: 0 };
+    placed.push(spot.box);
+    svg += `<circle cx="${cx}" cy="${cy}" r="${on ? 6 : 4}" fill="${on ? "#b3261e" : "#1f5fbf"}"><title>${q.label}: ${nf.format(q.p)} parameters, ${nf.format(q.m)} multiply-adds</title></circle>` +
+      `<text x="${spot.box.x0}" y="${cy + spot.dy + 4}" font-size="11"${on ? ' font-weight="700"' : ""}>${q.label}</text>`;
   }
   slot.innerHTML = svg + "</svg>";
 }
