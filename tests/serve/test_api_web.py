@@ -106,3 +106,23 @@ def test_style_job_over_http(api: httpx.Client, keys: Keys) -> None:
     result = api.get(f"/style/jobs/{jid}/result", headers=h)
     assert Image.open(io.BytesIO(result.content)).size == (32, 21)
     is_problem(api.get("/style/jobs/nope", headers=h), 404, "not-found")
+
+
+def test_style_jobs_are_bounded(api: httpx.Client, keys: Keys) -> None:
+    h = keys.headers("query")
+    img = png(Image.new("RGB", (48, 32), (120, 80, 40)))
+    files = {"content": ("c.png", img, "image/png"), "style": ("s.png", img, "image/png")}
+    started = []
+    try:
+        for _ in range(4):  # the runner keeps at most 4 unfinished jobs
+            r = api.post(
+                "/style/jobs", files=files, data={"size": 32, "iterations": 2000}, headers=h
+            )
+            assert r.status_code == 202, r.text
+            started.append(r.json()["id"])
+        busy = api.post("/style/jobs", files=files, data={"size": 32, "iterations": 4}, headers=h)
+        is_problem(busy, 503, "busy")
+        assert busy.headers["retry-after"] == "5"
+    finally:
+        for jid in started:
+            api.post(f"/style/jobs/{jid}/cancel", headers=h)

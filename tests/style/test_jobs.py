@@ -12,7 +12,7 @@ from PIL import Image
 from cnnkit.errors import CnnkitError, NotFoundError
 from cnnkit.io import sample_path
 from cnnkit.style import transfer
-from cnnkit.style.jobs import StyleJobRunner
+from cnnkit.style.jobs import JobsBusy, StyleJobRunner
 
 TINY = {"size": 32, "iterations": 6, "backbone": "random-vgg19", "precision": "fp32"}
 
@@ -56,3 +56,19 @@ def test_bad_options_and_unknown_jobs(runner: StyleJobRunner) -> None:
         runner.start(sample_path("chelsea"), sample_path("gravel"), size=4000)
     with pytest.raises(NotFoundError, match="no style job"):
         runner.get("nope")
+
+
+def test_waiting_jobs_are_bounded() -> None:
+    runner = StyleJobRunner(max_waiting=2)
+    try:
+        long = dict(TINY, iterations=2000)
+        first = runner.start(sample_path("chelsea"), sample_path("gravel"), **long)
+        runner.start(sample_path("chelsea"), sample_path("gravel"), **long)
+        with pytest.raises(JobsBusy, match="2 style jobs are already waiting or running"):
+            runner.start(sample_path("chelsea"), sample_path("gravel"), **long)
+        runner.cancel(first.id)
+        runner.wait(first.id, 60)
+        third = runner.start(sample_path("chelsea"), sample_path("gravel"), **TINY)
+        assert third.state in ("queued", "running")
+    finally:
+        runner.close()

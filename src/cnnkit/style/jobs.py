@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 STATES = ("queued", "running", "done", "cancelled", "failed")
 
 
+class JobsBusy(CnnkitError):
+    """Too many jobs waiting: try again when one has finished."""
+
+
 class _Cancelled(Exception):
     """Raised inside the optimisation's callback to stop a cancelled job."""
 
@@ -73,8 +77,11 @@ class StyleJob:
 class StyleJobRunner:
     """Runs :class:`StyleJob` s one at a time; ``close()`` cancels what is left."""
 
-    def __init__(self, keep: int = 16, preview_every: int = 5, max_size: int = 512) -> None:
+    def __init__(
+        self, keep: int = 16, preview_every: int = 5, max_size: int = 512, max_waiting: int = 4
+    ) -> None:
         self.keep, self.preview_every, self.max_size = keep, preview_every, max_size
+        self.max_waiting = max_waiting  # unfinished jobs (queued or running) at most
         self._jobs: OrderedDict[str, StyleJob] = OrderedDict()
         self._lock = threading.Lock()
         self._queue: queue.Queue[tuple[StyleJob, Any, Any, StyleConfig] | None] = queue.Queue()
@@ -91,6 +98,7 @@ class StyleJobRunner:
 
         Raises:
             CnnkitError: a size or iteration count out of range.
+            JobsBusy: ``max_waiting`` jobs are unfinished already.
         """
         config = replace(config or StyleConfig(), **options)
         if not 16 <= config.size <= self.max_size:
@@ -103,6 +111,12 @@ class StyleJobRunner:
         scales = 2 if config.multiscale and config.size >= 64 else 1
         job = StyleJob(uuid.uuid4().hex[:12], total=config.iterations * scales)
         with self._lock:
+            unfinished = sum(not j.finished for j in self._jobs.values())
+            if unfinished >= self.max_waiting:
+                raise JobsBusy(
+                    f"{unfinished} style jobs are already waiting or running",
+                    hint="wait for one to finish, or cancel one",
+                )
             self._jobs[job.id] = job
             while len(self._jobs) > self.keep:
                 old_id, old = next(iter(self._jobs.items()))

@@ -10,8 +10,10 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from cnnkit.errors import NotFoundError
 from cnnkit.serve.auth import Principal, QueryKey
 from cnnkit.serve.deps import offload
+from cnnkit.serve.problems import ServiceBusy
 from cnnkit.serve.uploads import decode_rgb, read_upload
 from cnnkit.serve.webapp import web_state
+from cnnkit.style.jobs import JobsBusy
 
 router = APIRouter(prefix="/style/jobs", tags=["style"])
 
@@ -35,11 +37,11 @@ async def start(
         return decode_rgb(c_up, state.config.max_pixels), decode_rgb(s_up, state.config.max_pixels)
 
     c_img, s_img = await offload(request, decode)
-    job = (
-        web_state(request)
-        .style()
-        .start(c_img, s_img, alpha=alpha, beta=beta, size=size, iterations=iterations)
-    )
+    runner = web_state(request).style()
+    try:
+        job = runner.start(c_img, s_img, alpha=alpha, beta=beta, size=size, iterations=iterations)
+    except JobsBusy as exc:  # a bounded queue: 503 + Retry-After, as the encoder's
+        raise ServiceBusy(exc.what, retry_after=5, hint=exc.hint) from exc
     return job.as_dict()
 
 
