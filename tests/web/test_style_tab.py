@@ -44,3 +44,13 @@ def test_style_job_can_be_cancelled(page) -> None:
     wait_for(page, lambda d: status.get_attribute("data-state") == "cancelled", 60)
     assert "of 2000" in status.text
     assert page.find_element(By.ID, "style-start").is_enabled()
+
+
+def test_an_option_out_of_range_is_named_beside_it(page) -> None:
+    open_tab(page, "style")
+    set_number(page, "style-size", 4000)
+    page.find_element(By.ID, "style-start").click()
+    error = wait_for(page, lambda d: d.find_element(By.ID, "style-size-error"), 60)
+    wait_for(page, lambda d: "size must be between 16 and 512 px" in error.text, 60)
+    assert page.find_element(By.ID, "style-size").get_attribute("aria-invalid") == "true"
+    set_number(page, "style-size", 64)

@@ -23,9 +23,20 @@ export async function init(panel) {
   const download = el("a", { id: "style-download", hidden: true, download: "cnnkit-style.png", text: "Download the result (PNG)" });
   let job = null;
 
-  start.addEventListener("click", () => guarded(start, async () => {
+  // a problem about one option ("size must be ...", "iterations must be ...") goes beside it
+  const options = { alpha, beta, size, iterations };
+  const culprit = (err) => options[String(err.message).split(" ")[0]] || start;
+  start.addEventListener("click", async () => {
+    for (const c of [start, ...Object.values(options)]) showError(c, null);
+    try {
+      await run();
+    } catch (err) {
+      showError(culprit(err), err);
+    }
+  });
+  const run = async () => {
     const [c, s] = await Promise.all([content.file(), style.file()]);
-    if (!c || !s) return showError(start, "choose a content and a style image (files or examples)");
+    if (!c || !s) throw new Error("choose a content and a style image (files or examples)");
     const form = new FormData();
     form.append("content", c);
     form.append("style", s);
@@ -36,7 +47,7 @@ export async function init(panel) {
     start.disabled = true;
     cancel.disabled = false;
     await follow(created.id);
-  }));
+  };
   cancel.addEventListener("click", () => guarded(cancel, async () => {
     if (job) await api(`/style/jobs/${job}/cancel`, { method: "POST" });
   }));
