@@ -158,7 +158,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     async def metrics(request: Request) -> Response:
         return request.app.state.metrics.render()
 
-    webapp.install(app)  # the browser app at /, after every other route
+    webapp.install(app)  # the browser app at /
     return app
 
 

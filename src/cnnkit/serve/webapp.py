@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 #: The app's files: index.html, css/, js/ (one ES module per tab, api.js, ui.js).
@@ -55,6 +56,13 @@ def web_state(request: Request) -> WebState:
 
 
 def install(app: FastAPI) -> None:
-    """Serve the app at ``/`` (mounted last, so every other route comes first)."""
+    """Serve the app: ``/`` is ``index.html``, ``/css`` and ``/js`` its files. Nothing is mounted
+    at ``/`` itself, so it shadows no route (the API, /docs, or one added later)."""
     app.state.web = WebState()
-    app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    for folder in ("css", "js"):
+        app.mount(f"/{folder}", StaticFiles(directory=WEB_DIR / folder), name=f"web-{folder}")
