@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from cnnkit import __version__
 from cnnkit.errors import first_line
 from cnnkit.serve import metrics as metrics_mod
-from cnnkit.serve import problems, uploads
+from cnnkit.serve import problems, uploads, webapp
 from cnnkit.serve.batching import BatchingEncoder
 from cnnkit.serve.config import ServeConfig
 from cnnkit.serve.replica import ReplicaIndex
@@ -162,6 +162,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     async def metrics(request: Request) -> Response:
         return request.app.state.metrics.render()
 
+    webapp.install(app)  # the browser app at /
     return app
 
 
