@@ -351,3 +351,35 @@ def stylize_fast(
     )
     result.seconds = time.perf_counter() - start
     return result
+
+
+def style_sheet(
+    content: ImageLike, stylizer: FastStylizer | None = None, tile: int = 160, columns: int = 7
+) -> Image.Image:
+    """A thumbnail sheet: ``content`` and its stylisation by each of the 26 built-in styles.
+
+    Each tile's longest side is ``tile`` px, labelled with its style id.
+    """
+    from PIL import ImageDraw
+
+    stylizer = stylizer or FastStylizer()
+    img = _pil(content, "content")
+    img = img.resize(_fit_longest(img.size, tile), Image.Resampling.LANCZOS)
+    tw, th = img.size
+    pad, label = 6, 14
+    rows = -(-(N_STYLES + 1) // columns)
+    sheet = Image.new("RGB", (columns * (tw + pad) + pad, rows * (th + label + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    for n in range(N_STYLES + 1):
+        if n == 0:
+            name, im = "content", img
+        else:
+            onehot = torch.zeros(1, N_STYLES)
+            onehot[0, n - 1] = 1.0
+            res = stylizer.stylize(img, onehot, network="multistyle26")
+            name, im = f"style {n - 1}", Image.fromarray((res.image * 255 + 0.5).astype(np.uint8))
+        r, c = divmod(n, columns)
+        x, y = pad + c * (tw + pad), pad + r * (th + label + pad)
+        sheet.paste(im, (x, y + label))
+        draw.text((x + 2, y + 1), name, fill="black")
+    return sheet

@@ -216,21 +216,21 @@ def bf16_supported(device: torch.device) -> bool:
 
 def _check_config(config: StyleConfig, n_styles: int) -> None:
     if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
+        raise CnnkitError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
     if config.init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {config.init!r}")
+        raise CnnkitError(f"init must be one of {INITS}, got {config.init!r}")
     if config.normalize_on not in ("content", "content+style"):
-        raise ValueError(
+        raise CnnkitError(
             f"normalize_on must be content or content+style, got {config.normalize_on!r}"
         )
     if config.precision not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"precision must be auto, fp32 or bf16, got {config.precision!r}")
+        raise CnnkitError(f"precision must be auto, fp32 or bf16, got {config.precision!r}")
     if config.size < 16:
-        raise ValueError(f"size must be at least 16 px, got {config.size}")
+        raise CnnkitError(f"size must be at least 16 px, got {config.size}")
     if config.iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {config.iterations}")
+        raise CnnkitError(f"iterations must be >= 0, got {config.iterations}")
     if not config.style_layers:
-        raise ValueError("give at least one style layer")
+        raise CnnkitError("give at least one style layer")
     lw = config.style_layer_weights
     if lw is not None and len(lw) != len(config.style_layers):
         raise ShapeError(
@@ -244,7 +244,7 @@ def _check_config(config: StyleConfig, n_styles: int) -> None:
             hint="give one --style-blend-weights value per style image",
         )
     if bw is not None and (sum(bw) <= 0 or min(bw) < 0):
-        raise ValueError("style blend weights must be >= 0 with a positive sum")
+        raise CnnkitError("style blend weights must be >= 0 with a positive sum")
 
 
 class _Objective:
