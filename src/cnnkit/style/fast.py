@@ -129,7 +129,8 @@ class FastStylizer:
 
             net, model_id = load_network(name)
             # channels-last convolutions: 1.1-1.8x faster on one CPU thread (bench/style_fast.py)
-            self._nets[name] = (net.to(memory_format=torch.channels_last), model_id)
+            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            self._nets[name] = (net, model_id)
         return self._nets[name]
 
     def _autocast(self) -> Any:
