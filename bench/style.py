@@ -216,7 +216,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from cnnkit.style.transfer import bf16_supported
+    from cnnkit.style.images import bf16_supported
 
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}")
     fast = "fast-bf16" if bf16_supported(torch.device("cpu")) else "fast-fp32"

@@ -8,7 +8,7 @@ import torch
 
 from cnnkit.errors import CnnkitError, NotFoundError, ShapeError
 from cnnkit.style import DivergedError, StyleConfig, transfer
-from cnnkit.style.transfer import _luminance_only, rgb_to_yiq, yiq_to_rgb
+from cnnkit.style.images import _luminance_only, rgb_to_yiq, yiq_to_rgb
 
 # 48 px, shallow layers: a few tenths of a second per iteration on one core
 SMALL = StyleConfig(

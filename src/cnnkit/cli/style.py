@@ -255,7 +255,7 @@ def gatys_config(args: argparse.Namespace):  # noqa: ANN201 - StyleConfig, impor
     """The StyleConfig whose fields the parsed arguments name (same names), others default."""
     from dataclasses import fields
 
-    from cnnkit.style.transfer import DEFAULT_STYLE_LAYERS, StyleConfig
+    from cnnkit.style.config import DEFAULT_STYLE_LAYERS, StyleConfig
 
     values = {f.name: getattr(args, f.name) for f in fields(StyleConfig) if hasattr(args, f.name)}
     values["style_layers"] = tuple(args.style_layers or DEFAULT_STYLE_LAYERS)

@@ -3,7 +3,9 @@
 - :mod:`cnnkit.style.costs`: J_content, the Gram matrix, J_style[l], J_style, TV and J;
 - :mod:`cnnkit.style.features`: a frozen, truncated VGG ``features`` stack returning a[l] by name;
 - :mod:`cnnkit.style.backbone`: ImageNet VGG-19 from a weights file, or the offline random VGG-19;
-- :mod:`cnnkit.style.transfer`: :func:`transfer` (the optimisation loop) and :class:`StyleConfig`;
+- :mod:`cnnkit.style.config`: :class:`StyleConfig`, its checks, the loss :class:`History`;
+- :mod:`cnnkit.style.images`: PIL images to NCHW tensors, YIQ luminance and recolouring;
+- :mod:`cnnkit.style.transfer`: :func:`transfer`, the optimisation loop;
 - :mod:`cnnkit.style.fast`: :func:`stylize_fast`, one feed-forward pass with Magenta's trained
   networks (:mod:`fast_nets` builds them, :mod:`fast_onnx` reads their weights from ONNX).
 

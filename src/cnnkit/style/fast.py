@@ -68,13 +68,13 @@ class FastResult:
 
 def cpu_has_bf16() -> bool:
     """True where the CPU computes bf16 natively (AVX-512 BF16 or AMX), read at run time."""
-    from cnnkit.style.transfer import bf16_supported
+    from cnnkit.style.images import bf16_supported
 
     return bf16_supported(torch.device("cpu"))
 
 
 def _pil(image: ImageLike, what: str) -> Image.Image:
-    from cnnkit.style.transfer import _to_pil
+    from cnnkit.style.images import _to_pil
 
     img = _to_pil(image, what)
     if min(img.size) < MIN_SIDE:
