@@ -140,3 +140,88 @@ def check_config(config: StyleConfig, n_styles: int) -> None:
         )
     if bw is not None and (sum(bw) <= 0 or min(bw) < 0):
         raise CnnkitError("style blend weights must be >= 0 with a positive sum")
+
+
+#: Peak memory of the optimisation per content pixel (activations kept for the backward, their
+#: gradients, L-BFGS history), and the fixed part (torch, the truncated VGG-19): measured with
+#: bench/style.py (984 MB peak RSS at 512x341 px, bf16 autocast) plus a margin.
+BYTES_PER_PIXEL = 4500
+BASE_BYTES = 600 * 2**20
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process now (Linux MemAvailable; else free pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def layer_depth(name: str) -> tuple[int, int]:
+    """Order of a VGG layer name by depth: conv4_2 -> (4, 2), pool4 -> (4, 99); unknown (0, 0)."""
+    import re
+
+    m = re.fullmatch(r"(conv|relu|pool)(\d+)(?:_(\d+))?", name)
+    if m is None:
+        return 0, 0  # unknown names are reported by build_extractor
+    return int(m.group(2)), (99 if m.group(1) == "pool" else int(m.group(3) or 0))
+
+
+def _fit(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    w, h = size
+    scale = longest / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def check_sizes(
+    config: StyleConfig,
+    content_size: tuple[int, int],
+    style_sizes: Sequence[tuple[int, int]],
+    sizes: Sequence[int],
+    deepest_layer: str,
+) -> None:
+    """Refuse, before any work, images the layers cannot take and sizes memory cannot hold.
+
+    Each pooling layer halves the image, so the layers up to ``deepest_layer`` (block b of
+    VGG-19) need a short side of at least 2^(b-1) px (2^b for ``pool<b>``) in the content image
+    at every scale and in each style image. Memory is estimated as
+    ``BASE_BYTES + BYTES_PER_PIXEL * content pixels`` against what is available now.
+    """
+    block, index = layer_depth(deepest_layer)
+    need = 2 ** max(0, block - (0 if index == 99 else 1))
+    for size in sizes:
+        checks = [("content", content_size, size, 1.0)]
+        style_longest = max(16, round(size * config.style_scale))
+        checks += [
+            (f"style {i + 1}", s, style_longest, config.style_scale)
+            for i, s in enumerate(style_sizes)
+        ]
+        for what, original, longest, scale in checks:
+            w, h = _fit(original, longest)
+            if min(w, h) < need:
+                ratio = max(original) / min(original)
+                least = -(-need * ratio // scale) if scale > 0 else need
+                raise CnnkitError(
+                    f"the {what} image would be {w}x{h} px at --size {size}; the layers up to "
+                    f"{deepest_layer} need at least {need} px on the short side",
+                    hint=f"use --size {int(least) * (2 if size < config.size else 1)} or more, "
+                    "or a less elongated image",
+                )
+    w, h = _fit(content_size, config.size)
+    estimate = BASE_BYTES + BYTES_PER_PIXEL * w * h
+    available = available_memory()
+    if estimate > 0.8 * available:
+        raise CnnkitError(
+            f"--size {config.size} ({w}x{h} px) needs about {estimate / 2**30:.1f} GiB of memory, "
+            f"more than the {available / 2**30:.1f} GiB available",
+            hint="use a smaller --size, or --method fast (tiled, up to 2048 px)",
+        )

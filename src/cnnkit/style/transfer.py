@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnnkit.errors import CnnkitError
 from cnnkit.style.backbone import build_extractor
 from cnnkit.style.config import (
     DEFAULT_STYLE_LAYERS,
@@ -35,6 +36,8 @@ from cnnkit.style.config import (
     ImageInput,
     StyleConfig,
     check_config,
+    check_sizes,
+    layer_depth,
 )
 from cnnkit.style.costs import content_cost, gram_matrix, gram_style_cost, total_variation
 from cnnkit.style.images import (
@@ -243,7 +246,7 @@ def transfer(
         list(styles) if isinstance(styles, (list, tuple)) else [styles]  # type: ignore[list-item]
     )
     if not style_list:
-        raise ValueError("give at least one style image")
+        raise CnnkitError("give at least one style image")
     check_config(config, len(style_list))
     device = _pick_device(config.device)
     use_bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_supported(device))
@@ -257,6 +260,13 @@ def transfer(
         sizes = [config.size // 2, config.size]
 
     layers = [config.content_layer, *config.style_layers]
+    check_sizes(
+        config,
+        content_pil.size,
+        [s.size for s in style_pils],
+        sizes,
+        max(layers, key=layer_depth),
+    )
     final_content = _pil_to_tensor(
         _resize_longest(content_pil, config.size, "the content image"), device
     )
