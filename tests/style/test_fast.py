@@ -148,3 +148,20 @@ def test_tiny_and_thin_images_are_refused(stylizer, tmp_path) -> None:
     Image.new("RGB", (400, 40), "red").save(thin)
     with pytest.raises(CnnkitError, match="too thin"):
         stylize_fast(thin, sample_path("coffee"), size=64, stylizer=stylizer)
+
+
+def test_gatys_init_fast_starts_from_the_fast_image(stylizer) -> None:
+    from cnnkit.style import StyleConfig, transfer
+
+    content, style = sample_path("chelsea"), sample_path("coffee")
+    config = StyleConfig(
+        size=64, iterations=0, init="fast", precision="fp32", backbone="random-vgg19",
+        content_layer="conv2_1", style_layers=("conv1_1", "conv2_1"),
+    )  # fmt: skip
+    start, _ = transfer(content, style, config)
+    fast_image = stylize_fast(content, style, size=64, precision="fp32").image
+    assert start.shape == fast_image.shape == (43, 64, 3)
+    assert np.abs(start - fast_image).max() < 1e-6
+    image, history = transfer(content, style, config, iterations=4)
+    assert history.total[-1] < history.total[0]
+    assert np.abs(image - fast_image).mean() < 0.1  # refined, not replaced

@@ -106,9 +106,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the noise init (0)")
     g.add_argument(
         "--init",
-        choices=("noise", "content", "content+noise"),
+        choices=("noise", "content", "content+noise", "fast"),
         default="content",
-        help="start from noise, the content image (default) or a 60/40 noise/content mix",
+        help="start from noise, the content image (default), a 60/40 noise/content mix, or the "
+        "fast method's result",
     )
     g.add_argument("--device", default="cpu", help="cpu, cuda or auto (cpu)")
     g.add_argument(

@@ -17,7 +17,7 @@ from cnnkit.errors import CnnkitError, ShapeError
 from cnnkit.style.backbone import RANDOM_SEED
 
 DEFAULT_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-INITS = ("noise", "content", "content+noise")
+INITS = ("noise", "content", "content+noise", "fast")
 OPTIMIZERS = ("lbfgs", "adam")
 
 ImageInput = str | Path | Image.Image | np.ndarray
@@ -43,7 +43,7 @@ class StyleConfig:
     style_layer_weights: Sequence[float] | None = None  # lambda[l]; default 1/L each
     style_blend_weights: Sequence[float] | None = None  # one per style image; default equal
     tv_weight: float = 0.0  # weight of the total-variation smoothness term
-    init: str = "content"  # "noise", "content" or "content+noise"
+    init: str = "content"  # "noise", "content", "content+noise" or "fast" (the fast method's G)
     noise_ratio: float = 0.6  # share of noise in "content+noise" (the notes use 0.6)
     preserve_colors: bool = False  # transfer luminance only; keep the content's colours
     multiscale: bool = False  # coarse to fine: size/2 first, then size

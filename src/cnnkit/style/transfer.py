@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from cnnkit.errors import CnnkitError
 from cnnkit.style.backbone import build_extractor
@@ -118,8 +119,17 @@ class _Objective:
         return c + s + t, c, s, t
 
 
-def _initial(config: StyleConfig, content: torch.Tensor, previous: torch.Tensor | None):
+def _initial(
+    config: StyleConfig,
+    content: torch.Tensor,
+    previous: torch.Tensor | None,
+    fast: torch.Tensor | None = None,
+):
+    if previous is None and fast is not None:  # --init fast
+        previous = fast
     if previous is not None:  # multiscale: upsample the coarser result
+        if previous.shape[2:] == content.shape[2:]:
+            return previous.clone()
         return F.interpolate(previous, size=content.shape[2:], mode="bicubic", align_corners=False)
     generator = torch.Generator().manual_seed(config.seed)
     noise = torch.rand(content.shape, generator=generator).to(content.device)
@@ -215,6 +225,25 @@ def _to_array(G: torch.Tensor) -> np.ndarray:
     return G.detach().float().clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy().copy()
 
 
+def _fast_start(
+    config: StyleConfig,
+    content: Image.Image,
+    styles: list[Image.Image],
+    blend: list[float],
+    size: int,
+    device: torch.device,
+) -> torch.Tensor | None:
+    """--init fast: the fast method's image at ``size`` (its luminance with --preserve-colors)."""
+    if config.init != "fast":
+        return None
+    from cnnkit.style.fast import stylize_fast
+
+    fast = stylize_fast(content, styles, weights=blend, size=size, precision=config.precision)
+    G = torch.from_numpy(np.ascontiguousarray(fast.image.transpose(2, 0, 1)[None])).to(device)
+    log.info("--init fast: the fast method's image in %.2f s", fast.seconds)
+    return _luminance_only(G) if config.preserve_colors else G
+
+
 def transfer(
     content: ImageInput,
     styles: ImageInput | Sequence[ImageInput],
@@ -293,6 +322,7 @@ def transfer(
         channels_last=config.channels_last,
     )
     extractor = backbone.extractor.to(device)
+    fast_start = _fast_start(config, content_pil, style_pils, blend, sizes[0], device)
     history = History(backbone=backbone.name)
     start = time.perf_counter()
     G: torch.Tensor | None = None
@@ -310,7 +340,7 @@ def transfer(
             G = _optimise(
                 config,
                 objective,
-                _initial(config, C, G),
+                _initial(config, C, G, fast_start),
                 history,
                 bar,
                 on_snapshot,
