@@ -15,6 +15,7 @@ from cnnkit.style.fast_check import (
     float_graph,
     mad_per_channel,
     native_inputs,
+    ort_pair,
     session,
 )
 from cnnkit.style.fast_onnx import load_network, model_file
@@ -46,6 +47,10 @@ def test_arbitrary_networks_agree_with_the_int8_graph(stylizer, content, style) 
     ours, ref = arbitrary_pair(stylizer, c, s, sessions)
     mad = mad_per_channel(ours, ref)
     assert mad.max() <= 0.025, mad
+    # the reference's own noise: onnxruntime without graph optimisations, same int8 files
+    literal = tuple(session(model_file(n), optimize=False) for n in ("predict", "transform"))
+    self_mad = mad_per_channel(ort_pair(literal, c, s), ref)
+    assert mad.max() <= 1.5 * self_mad.max(), (mad, self_mad)
     # and the stylisation is substantial: the output is far from the content
     assert mad_per_channel(ours, c).min() > 0.05
 
