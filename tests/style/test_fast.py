@@ -170,3 +170,21 @@ def test_gatys_init_fast_starts_from_the_fast_image(stylizer) -> None:
     image, history = transfer(content, style, config, iterations=4)
     assert history.total[-1] < history.total[0]
     assert np.abs(image - fast_image).mean() < 0.1  # refined, not replaced
+
+
+def test_default_init_is_fast_and_falls_back_to_content() -> None:
+    from PIL import Image
+
+    from cnnkit.style import StyleConfig, transfer
+
+    small = {"content_layer": "conv2_1", "style_layers": ("conv1_1", "conv2_1"), "iterations": 0}
+    content, style = sample_path("chelsea"), sample_path("coffee")
+    config = StyleConfig(size=64, precision="fp32", **small)
+    assert config.init == "auto"
+    start, _ = transfer(content, style, config)
+    fast_image = stylize_fast(content, style, size=64, precision="fp32").image
+    assert np.abs(start - fast_image).max() < 1e-6
+    tiny = Image.open(style).resize((24, 16))  # below the fast networks' 32 px: content start
+    start, _ = transfer(content, tiny, config)
+    c = np.asarray(Image.open(content).convert("RGB").resize((64, 43), Image.LANCZOS)) / 255.0
+    assert np.abs(start - c).mean() < 0.01

@@ -106,10 +106,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the noise init (0)")
     g.add_argument(
         "--init",
-        choices=("noise", "content", "content+noise", "fast"),
-        default="content",
-        help="start from noise, the content image (default), a 60/40 noise/content mix, or the "
-        "fast method's result",
+        choices=("auto", "noise", "content", "content+noise", "fast"),
+        default="auto",
+        help="start from noise, the content image, a 60/40 noise/content mix, or the fast "
+        "method's result; auto (default): fast when installed, else content",
     )
     g.add_argument("--device", default="cpu", help="cpu, cuda or auto (cpu)")
     g.add_argument(
@@ -172,14 +172,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--download", action="store_true", help="allow downloading vgg19-dcbb9e9d.pth (548 MB)"
     )
-    b.add_argument(
-        "--pooling", choices=("max", "avg"), default=None, help="(max ImageNet, avg random)"
-    )
+    b.add_argument("--pooling", choices=("max", "avg"), default=None, help="(max)")
     b.add_argument(
         "--normalize-on",
         choices=("content", "content+style"),
-        default="content+style",
-        help="random-vgg19: images on which each conv is rescaled to unit variance (content+style)",
+        default="content",
+        help="random-vgg19: images on which each conv is rescaled to unit variance (content)",
     )
     b.add_argument(
         "--per-layer",

@@ -17,7 +17,7 @@ from cnnkit.errors import CnnkitError, ShapeError
 from cnnkit.style.backbone import RANDOM_SEED
 
 DEFAULT_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-INITS = ("noise", "content", "content+noise", "fast")
+INITS = ("auto", "noise", "content", "content+noise", "fast")
 OPTIMIZERS = ("lbfgs", "adam")
 
 ImageInput = str | Path | Image.Image | np.ndarray
@@ -43,7 +43,9 @@ class StyleConfig:
     style_layer_weights: Sequence[float] | None = None  # lambda[l]; default 1/L each
     style_blend_weights: Sequence[float] | None = None  # one per style image; default equal
     tv_weight: float = 0.0  # weight of the total-variation smoothness term
-    init: str = "content"  # "noise", "content", "content+noise" or "fast" (the fast method's G)
+    # "auto" (default): "fast" (the fast method's G) when its networks are installed and the
+    # images are at least 32 px, else "content"; or "noise", "content", "content+noise", "fast"
+    init: str = "auto"
     noise_ratio: float = 0.6  # share of noise in "content+noise" (the notes use 0.6)
     preserve_colors: bool = False  # transfer luminance only; keep the content's colours
     multiscale: bool = False  # coarse to fine: size/2 first, then size
@@ -53,9 +55,9 @@ class StyleConfig:
     weights: str | Path | None = None  # VGG-19 checkpoint file
     download: bool = False  # allow downloading the ImageNet weights
     normalize: bool = True  # divide each layer's cost by its value for G = 0 (see docs)
-    pooling: str | None = None  # "max" or "avg"; default: max for ImageNet, avg for random
+    pooling: str | None = None  # "max" (default, both backbones) or "avg"
     random_seed: int = RANDOM_SEED  # seed of the random backbone's weights
-    normalize_on: str = "content+style"  # random backbone: unit variance on these images
+    normalize_on: str = "content"  # random backbone: unit variance on these images
     per_channel: bool = True  # random backbone: unit variance per channel (else per layer)
     device: str = "cpu"  # "cpu", "cuda", ... or "auto"
     precision: str = "auto"  # "auto" (bf16 where the CPU has it), "fp32" or "bf16"

@@ -135,7 +135,7 @@ def _initial(
     noise = torch.rand(content.shape, generator=generator).to(content.device)
     if config.init == "noise":
         return noise
-    if config.init == "content":
+    if config.init in ("content", "auto"):  # auto without the fast networks: content
         return content.clone()
     return config.noise_ratio * noise + (1 - config.noise_ratio) * content
 
@@ -233,10 +233,29 @@ def _fast_start(
     size: int,
     device: torch.device,
 ) -> torch.Tensor | None:
-    """--init fast: the fast method's image at ``size`` (its luminance with --preserve-colors)."""
-    if config.init != "fast":
+    """--init fast: the fast method's image at ``size`` (its luminance with --preserve-colors).
+
+    ``auto`` does the same when the fast networks are installed and every image is at least
+    32 px at this size, and otherwise returns None (start from the content).
+    """
+    if config.init not in ("fast", "auto"):
         return None
-    from cnnkit.style.fast import stylize_fast
+    from cnnkit.errors import CnnkitError as _Missing
+    from cnnkit.style.fast import MIN_SIDE, stylize_fast
+
+    if config.init == "auto":
+        from cnnkit.style.config import _fit
+        from cnnkit.style.fast_onnx import model_file
+
+        try:
+            model_file("predict")
+        except _Missing:
+            return None
+        style_longest = max(16, round(size * config.style_scale))
+        shapes = [_fit(content.size, size)] + [_fit(s.size, style_longest) for s in styles]
+        shapes += [content.size] + [s.size for s in styles]  # the fast path reads the originals
+        if min(min(w, h) for w, h in shapes) < MIN_SIDE:
+            return None
 
     fast = stylize_fast(content, styles, weights=blend, size=size, precision=config.precision)
     G = torch.from_numpy(np.ascontiguousarray(fast.image.transpose(2, 0, 1)[None])).to(device)
