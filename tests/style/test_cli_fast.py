@@ -141,3 +141,17 @@ def test_gatys_config_comes_from_the_fields() -> None:
     assert config.alpha == 3.0 and config.per_channel is False and config.size == 512
     named = {f.name for f in fields(StyleConfig)} & set(vars(args))
     assert len(named) >= 25  # every option the CLI has travels by name
+
+
+def test_fast_batch_of_images(files, capsys) -> None:
+    folder = files["dir"] / "batch"
+    folder.mkdir()
+    for name in ("a", "b"):
+        Image.open(files["content"]).save(folder / f"{name}.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    out = files["dir"] / "batch-out"
+    args = ["style", str(folder), str(sample_path("coffee")), "--method", "fast", "-o", str(out)]
+    assert main(args) == 2  # one unreadable image: reported, the others written
+    assert "broken.png" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert load_image(out / "a.png").shape == (80, 120, 3)

@@ -311,6 +311,8 @@ def _run_fast(args: argparse.Namespace) -> int:
     for name, value in (("--size", args.size), ("--fast-size", args.fast_size)):
         if value is not None and not 32 <= value <= MAX_SIZE:
             raise CnnkitError(f"{name} {value} is out of range", hint=f"use 32 to {MAX_SIZE} px")
+    if args.content.is_dir():
+        return _run_fast_batch(args)
     video = is_video(args.content)
     out: Path = args.output or Path("out.mp4" if video else "out.png")
     if is_video(out) != video:
@@ -360,6 +362,60 @@ def _run_fast(args: argparse.Namespace) -> int:
         _precision_note(result.precision),
     )
     return 0
+
+
+def _run_fast_batch(args: argparse.Namespace) -> int:
+    """A folder of images -> a folder of stylised PNGs (``<stem>.png``), networks loaded once.
+
+    An unreadable image is reported in one line and skipped; the exit code is then 2.
+    """
+    from cnnkit.errors import CnnkitError
+    from cnnkit.io import check_writable, list_images, save_image
+    from cnnkit.style.fast import FastStylizer, style_condition
+
+    images = list_images([args.content])
+    if not images:
+        raise CnnkitError("no images in the folder", path=args.content, hint="give image files")
+    out_dir: Path = args.output or args.content.with_name(args.content.name + "-styled")
+    if out_dir.suffix:
+        raise CnnkitError("a folder of images needs an output folder", path=out_dir)
+    stylizer = FastStylizer(args.precision)
+    failed = 0
+    from cnnkit.progress import progress
+
+    for path in progress(images, desc="images", unit="image"):
+        dest = out_dir / f"{path.stem}.png"
+        try:
+            check_writable(dest)
+            network, cond, blend = style_condition(
+                stylizer,
+                path,
+                args.styles,
+                args.style_id or [],
+                args.style_blend_weights,
+                args.strength,
+            )
+            result = stylizer.stylize(
+                path,
+                cond,
+                network=network,
+                size=args.size,
+                fast_size=args.fast_size,
+                preserve_colors=args.preserve_colors,
+                blend=blend,
+            )
+        except CnnkitError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        save_image(dest, result.image)
+    log.info(
+        "wrote %d image(s) to %s, %s",
+        len(images) - failed,
+        out_dir,
+        _precision_note(stylizer.precision),
+    )
+    return 2 if failed else 0
 
 
 def _list_styles(args: argparse.Namespace) -> int:
