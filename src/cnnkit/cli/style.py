@@ -302,10 +302,27 @@ def _precision_note(precision: str) -> str:
     return f"{precision} ({'native bf16' if precision == 'bf16' else 'no bf16 autocast'}, {cap})"
 
 
+def _fast_condition(stylizer, args: argparse.Namespace, content) -> tuple:  # noqa: ANN001
+    """(condition, keyword options of FastStylizer.stylize) for ``content`` and the arguments."""
+    from cnnkit.style.fast import style_condition
+
+    network, cond, blend = style_condition(
+        stylizer, content, args.styles, args.style_id or [], args.style_blend_weights, args.strength
+    )
+    options = {
+        "network": network,
+        "size": args.size,
+        "fast_size": args.fast_size,
+        "preserve_colors": args.preserve_colors,
+        "blend": blend,
+    }
+    return cond, options
+
+
 def _run_fast(args: argparse.Namespace) -> int:
     from cnnkit.errors import CnnkitError
     from cnnkit.io import check_writable, save_image
-    from cnnkit.style.fast import MAX_SIZE, FastStylizer, style_condition
+    from cnnkit.style.fast import MAX_SIZE, FastStylizer
     from cnnkit.style.video import first_frame, is_video, stylize_video
 
     for name, value in (("--size", args.size), ("--fast-size", args.fast_size)):
@@ -321,21 +338,7 @@ def _run_fast(args: argparse.Namespace) -> int:
     check_writable(out)
     stylizer = FastStylizer(args.precision)
     content = first_frame(args.content) if video else args.content
-    network, cond, blend = style_condition(
-        stylizer,
-        content,
-        args.styles,
-        args.style_id or [],
-        args.style_blend_weights,
-        args.strength,
-    )
-    options = {
-        "network": network,
-        "size": args.size,
-        "fast_size": args.fast_size,
-        "preserve_colors": args.preserve_colors,
-        "blend": blend,
-    }
+    cond, options = _fast_condition(stylizer, args, content)
     if video:
         res = stylize_video(args.content, out, stylizer, cond, **options)
         log.info(
@@ -371,7 +374,7 @@ def _run_fast_batch(args: argparse.Namespace) -> int:
     """
     from cnnkit.errors import CnnkitError
     from cnnkit.io import check_writable, list_images, save_image
-    from cnnkit.style.fast import FastStylizer, style_condition
+    from cnnkit.style.fast import FastStylizer
 
     images = list_images([args.content])
     if not images:
@@ -387,23 +390,8 @@ def _run_fast_batch(args: argparse.Namespace) -> int:
         dest = out_dir / f"{path.stem}.png"
         try:
             check_writable(dest)
-            network, cond, blend = style_condition(
-                stylizer,
-                path,
-                args.styles,
-                args.style_id or [],
-                args.style_blend_weights,
-                args.strength,
-            )
-            result = stylizer.stylize(
-                path,
-                cond,
-                network=network,
-                size=args.size,
-                fast_size=args.fast_size,
-                preserve_colors=args.preserve_colors,
-                blend=blend,
-            )
+            cond, options = _fast_condition(stylizer, args, path)
+            result = stylizer.stylize(path, cond, **options)
         except CnnkitError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
