@@ -32,7 +32,7 @@ system:
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[face,serve,dev]"
+	$(PY) -m pip install --quiet -e ".[face,serve,style,dev]"
 	touch $(STAMP)
 
 demo: setup
