@@ -200,7 +200,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_identify(args: argparse.Namespace) -> int:
-    from cnnkit.face import identify_many
+    from cnnkit.face import identification_threshold, identify_many
 
     files = [Path(f) for f in check_inputs(args.inputs)]
     failed = 0
@@ -216,11 +216,14 @@ def run_identify(args: argparse.Namespace) -> int:
             done += 1
 
     with gallery(args, readonly=True) as db:
+        threshold = identification_threshold(db, args.tolerance, log_warning=False)
+        if threshold.warning:
+            print(f"warning: {threshold.warning}", file=sys.stderr)
         encoder = encoder_loader(args)()
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["file", "top", "right", "bottom", "left", "name", "distance"])
         for path, box, name, d, error in identify_many(
-            files, db, encoder, args.tolerance, args.upsample, args.batch_size, args.cpus
+            files, db, encoder, None, args.upsample, args.batch_size, args.cpus, threshold
         ):
             path = Path(path)
             finish(path)
