@@ -72,7 +72,12 @@ def test_person_distances_tnorm_and_split() -> None:
         openset.normalise(d[:, :1], "tnorm")
     sp = openset.split_persons(["a", "a", "b", "c", "c", "c"])
     assert sp.persons == ["a", "c"] and list(sp.gallery) == [0, 3]
-    assert sorted(zip(sp.probes.tolist(), sp.mates.tolist())) == [(1, 0), (2, -1), (4, 1), (5, 1)]
+    assert sorted(zip(sp.probes.tolist(), sp.mates.tolist(), strict=True)) == [
+        (1, 0),
+        (2, -1),
+        (4, 1),
+        (5, 1),
+    ]
     sp = openset.split_persons(["a", "a", "b", "c", "c", "c"], gallery_size=1, seed=3)
     assert len(sp.persons) == 1 and (sp.mates == -1).sum() in (3, 4)
     with pytest.raises(CnnkitError, match="gallery-size"):
