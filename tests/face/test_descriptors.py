@@ -62,3 +62,20 @@ def test_legacy_database_keeps_its_pipeline(tmp_path: Path, photos) -> None:
         assert face.distance(new, old) > 1e-3  # another pipeline: other descriptors
         v = face.verify_photo(db, photos["grace"], "Grace", encoder=enc, upsample=0)
         assert v.distance < 1e-5
+
+
+def test_export_import_carry_the_pipeline(tmp_path: Path) -> None:
+    v = np.random.default_rng(0).normal(size=(2, 128)).astype(np.float32)
+    with face.Gallery(tmp_path / "new.sqlite3") as db:
+        db.add("Ada", v[:1], model_id="m", pipeline="subpixel+flip")
+        db.export(tmp_path / "new.npz")
+    with face.Gallery(tmp_path / "old.sqlite3") as db:
+        db.add("Bob", v[1:], model_id="m")  # an old database: dlib's pipeline
+        with pytest.raises(DatabaseError, match="pipeline"):
+            db.import_(tmp_path / "new.npz")
+        assert [p.name for p in db.persons()] == ["Bob"]
+        db.export(tmp_path / "old.npz")
+    with face.Gallery(tmp_path / "copy.sqlite3") as db:
+        assert db.import_(tmp_path / "new.npz") == 1 and db.pipeline == "subpixel+flip"
+    with face.Gallery(tmp_path / "copy2.sqlite3") as db:
+        assert db.import_(tmp_path / "old.npz") == 1 and db.pipeline == "dlib"
