@@ -189,13 +189,7 @@ class Gallery(GalleryMeta):
         With ``model_id``, the database must be of that encoder (an empty one becomes so):
         a tau is only meaningful for the encoder it was calibrated with.
         """
-        if not np.isfinite(tau) or tau <= 0:
-            raise CnnkitError(f"tau must be a positive number, got {tau}")
-        with self.transaction() as con:
-            if model_id is not None:
-                self._check_model(con, model_id, dim)
-                self._claim(con, model_id, dim)
-            con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tau', ?)", (repr(tau),))
+        self._set_meta({"tau": repr(tau)}, tau=tau, model_id=model_id, dim=dim)
 
     def _claim(self, con: sqlite3.Connection, model_id: str, dim: int | None) -> None:
         """Record the encoder in an empty database (inside a transaction)."""

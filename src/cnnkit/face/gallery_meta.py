@@ -127,6 +127,31 @@ class GalleryMeta:
     ) -> None:
         """Store a 1:N threshold on scores normalised by ``norm``, chosen at ``fpir`` on a gallery
         of ``gallery_size`` persons, for the descriptors of ``model_id`` made with ``pipeline``."""
+        self._set_meta(
+            {
+                "tau_identification": repr(float(tau)),
+                "tau_identification_fpir": repr(float(fpir)),
+                "tau_identification_gallery": str(int(gallery_size)),
+                "tau_identification_norm": norm,
+            },
+            tau=tau,
+            model_id=model_id,
+            dim=dim,
+            pipeline=pipeline,
+        )
+
+    def _set_meta(
+        self,
+        values: dict[str, str],
+        *,
+        tau: float,
+        model_id: str | None,
+        dim: int | None,
+        pipeline: str | None = None,
+    ) -> None:
+        """Store a calibration's meta keys in one transaction: ``tau`` must be a positive
+        number; with ``model_id`` (and ``pipeline``) the database must be of that encoder (and
+        pipeline), and an empty one becomes so."""
         if not np.isfinite(tau) or tau <= 0:
             raise CnnkitError(f"tau must be a positive number, got {tau}")
         with self.transaction() as con:
@@ -135,12 +160,7 @@ class GalleryMeta:
                 self._claim(con, model_id, dim)
             if pipeline is not None:
                 self._claim_pipeline(con, pipeline)
-            for key, value in (
-                ("tau_identification", repr(float(tau))),
-                ("tau_identification_fpir", repr(float(fpir))),
-                ("tau_identification_gallery", str(int(gallery_size))),
-                ("tau_identification_norm", norm),
-            ):
+            for key, value in values.items():
                 con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     # -- info --------------------------------------------------------------------------------
