@@ -12,6 +12,7 @@ each; for dlib also FPIR and FNIR at its default tolerance 0.6.
   without a face enrolls nothing / searches as a miss (a mated miss, a non-mated reject).
 - cnnkit: the descriptors of bench/face.py (cached in bench/out: HOG, retry at upsample 2, then
   the median box), per pipeline (dlib, flip, subpixel, subpixel+flip).
+- the default: the default pipeline with T-norm scores (cnnkit.face.openset.DEFAULT_NORM).
 - levers: T-norm of the scores; 2 enrolled photos per person (min distance, or the mean
   descriptor) against 1, on the same searches (persons with 3+ photos); tau for gallery sizes.
 - pipeline cost: descriptors/s of each pipeline on LFW-dev images (detect + landmarks + align +
@@ -102,7 +103,7 @@ def at_tau(x: np.ndarray, persons: list[str], tau: float) -> tuple[float, float]
     return float((s.score[~m] <= tau).mean()), openset.fnir_at(s, tau)
 
 
-def two_photo_lever(x: np.ndarray, persons: list[str]) -> dict[str, object]:
+def two_photo_lever(x: np.ndarray, persons: list[str], norm: str = "none") -> dict[str, object]:
     """Enroll 1 vs 2 photos (min distance, mean descriptor) on the same searches."""
     from cnnkit.face import openset
 
@@ -116,7 +117,8 @@ def two_photo_lever(x: np.ndarray, persons: list[str]) -> dict[str, object]:
         "two_photos_mean": (mean, sp.gallery_labels[::2]),
     }.items():
         d = openset.person_distances(x[sp.probes], g, lab)
-        out[key] = openset.evaluate_searches(openset.search(d, sp.mates), len(sp.persons))
+        s = openset.search(d, sp.mates, norm)
+        out[key] = openset.evaluate_searches(s, len(sp.persons), norm)
     return out
 
 
@@ -174,24 +176,28 @@ def main(argv: list[str] | None = None) -> int:
             results[key, norm] = r
             print(f"  cnnkit {key:14s} {norm:5s} {fmt(r)}")
     best_x = variants[DEFAULT_PIPELINE]
-    default = results[DEFAULT_PIPELINE, "none"]
+    default = results[DEFAULT_PIPELINE, openset.DEFAULT_NORM]
     openset.plot_det(default, args.det, title="DET, LFW-dev, cnnkit default")
     print(f"  DET plot: {args.det}")
     fpir_c, fnir_c = at_tau(best_x, persons, 0.6)
     print(f"  cnnkit default at tau 0.6: FPIR {100 * fpir_c:.1f}%, FNIR {100 * fnir_c:.2f}%")
 
     print("two enrolled photos (persons with 3+ photos; same searches):")
-    for key, r in two_photo_lever(best_x, persons).items():
-        print(f"  {key:16s} {fmt(r)}")
-    print("tau at FPIR 0.01 by gallery size (default pipeline; 5 draws, mean):")
+    for norm in ("none", "tnorm"):
+        for key, r in two_photo_lever(best_x, persons, norm).items():
+            print(f"  {key:16s} {norm:5s} {fmt(r)}")
+    print("tau and FNIR at FPIR 0.01 by gallery size (default pipeline; 5 draws, mean):")
     for g in (50, 200, res_dlib.n_gallery):
-        draws = [
-            openset.evaluate_descriptors(best_x, persons, gallery_size=g, seed=s)
-            for s in range(5 if g < res_dlib.n_gallery else 1)
-        ]
-        tau = np.mean([d.tau_at_fpir[0.01] for d in draws])
-        fnir = np.mean([d.fnir_at_fpir[0.01] for d in draws])
-        print(f"  G={g:4d}: tau {tau:.3f}, FNIR {100 * fnir:.2f}%")
+        line = f"  G={g:4d}:"
+        for norm in ("none", "tnorm"):
+            draws = [
+                openset.evaluate_descriptors(best_x, persons, gallery_size=g, seed=s, norm=norm)
+                for s in range(5 if g < res_dlib.n_gallery else 1)
+            ]
+            tau = np.mean([d.tau_at_fpir[0.01] for d in draws])
+            fnir = np.mean([d.fnir_at_fpir[0.01] for d in draws])
+            line += f"  {norm}: tau {tau:.3f}, FNIR {100 * fnir:.2f}%"
+        print(line)
     cost = {} if args.skip_cost else pipeline_cost(root, images)
     for key, rate in cost.items():
         print(f"  pipeline {key:14s} {rate:.1f} descriptors/s (detect+landmarks+align+embed)")

@@ -275,7 +275,7 @@ def plot_det(result: OpenSetResult, path: str | Path, title: str = "DET") -> Pat
     ax.set_xlim(floor, 1.0)
     ax.set_xlabel("false positive identification rate (FPIR)")
     ax.set_ylabel("false negative identification rate (FNIR)")
-    ax.set_title(f"{title} (rank-1 {100 * result.rank1:.1f}%, G={result.n_gallery})")
+    ax.set_title(f"{title} (rank-1 {100 * result.rank1:.1f}%, G={result.n_gallery})", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
