@@ -9,8 +9,8 @@ nearest person and its distance d (to that person's nearest descriptor). At thre
 - rank-1 rate = fraction of mated searches whose nearest person is the mate (no threshold).
 
 ``tau at FPIR f`` is the largest threshold whose FPIR is at most f (the midpoint between the
-k-th and (k+1)-th smallest non-mated distances, k = floor(f * non-mated)). A larger gallery puts
-a stranger nearer to someone, so the same FPIR needs a smaller (stricter) tau: calibrate with a
+(k+1)-th smallest non-mated score, k = floor(f * non-mated), and the largest score below it).
+A larger gallery puts a stranger nearer to someone, so the same FPIR needs a smaller (stricter) tau: calibrate with a
 gallery as large as the one in use (``gallery_size`` is stored with the tau).
 
 Score normalisation (``norm``), per search, against a cohort of impostor scores:
@@ -136,9 +136,11 @@ def tau_at_fpir(nonmated_scores: np.ndarray, fpir: float) -> float:
     k = int(np.floor(fpir * len(s) + 1e-9))  # false positives allowed
     if k >= len(s):
         return float(s[-1])
-    if k == 0:
-        return float(s[0] - max(1e-6, 1e-6 * abs(s[0])))
-    return float((s[k - 1] + s[k]) / 2)
+    # tau must stay below s[k] (and so below every score tied with it).
+    below = s[s < s[k]]
+    if len(below) == 0:
+        return float(s[k] - max(1e-6, 1e-6 * abs(s[k])))
+    return float((below[-1] + s[k]) / 2)
 
 
 def fnir_at(searches: Searches, tau: float) -> float:
@@ -154,7 +156,7 @@ def det_curve(searches: Searches) -> tuple[np.ndarray, np.ndarray]:
     nm = np.sort(searches.score[~m])
     correct = searches.nearest[m] == searches.mate[m]
     good = np.sort(searches.score[m][correct])
-    fpir = np.arange(1, len(nm) + 1) / max(len(nm), 1)
+    fpir = np.searchsorted(nm, nm, side="right") / max(len(nm), 1)  # ties count together
     fnir = 1.0 - np.searchsorted(good, nm, side="right") / max(int(m.sum()), 1)
     return fpir, fnir
 
