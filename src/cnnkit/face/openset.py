@@ -10,8 +10,8 @@ nearest person and its distance d (to that person's nearest descriptor). At thre
 
 ``tau at FPIR f`` is the largest threshold whose FPIR is at most f (the midpoint between the
 (k+1)-th smallest non-mated score, k = floor(f * non-mated), and the largest score below it).
-A larger gallery puts a stranger nearer to someone, so the same FPIR needs a smaller (stricter) tau: calibrate with a
-gallery as large as the one in use (``gallery_size`` is stored with the tau).
+A larger gallery puts a stranger nearer to someone, so the same FPIR needs a smaller (stricter)
+tau: calibrate with a gallery as large as the one in use (``gallery_size`` is stored with the tau).
 
 Score normalisation (``norm``), per search, against a cohort of impostor scores:
 
