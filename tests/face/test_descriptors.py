@@ -55,6 +55,12 @@ def test_legacy_database_keeps_its_pipeline(tmp_path: Path, photos) -> None:
         assert report.added == 1 and db.pipeline == "dlib"
         with pytest.raises(DatabaseError, match="re-enroll"):
             db.add("Ada", old[None], model_id=enc.model_id, pipeline="subpixel+flip")
+        with pytest.raises(DatabaseError, match="new --db"):  # before any image work
+            face.enroll(db, "Ada", [photos["astro"]], encoder=enc, pipeline="subpixel+flip")
+    with face.Gallery(tmp_path / "chosen.sqlite3") as db:  # a new database, dlib's pipeline
+        face.enroll(db, "Grace", [photos["grace"]], encoder=enc, upsample=0, pipeline="dlib")
+        assert db.pipeline == "dlib" and db.info().pipeline_recorded
+        np.testing.assert_allclose(db.vectors_of("Grace")[0], old, atol=1e-6)
     with face.Gallery(tmp_path / "new.sqlite3") as db:
         face.enroll(db, "Grace", [photos["grace"]], encoder=enc, upsample=0)
         assert db.pipeline == "subpixel+flip" and db.info().pipeline_recorded

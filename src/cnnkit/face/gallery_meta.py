@@ -97,8 +97,8 @@ class GalleryMeta:
             raise DatabaseError(
                 f"holds descriptors made with pipeline {stored!r}, not {pipeline!r}",
                 path=self.path,
-                hint=f"use --pipeline {stored}, or re-enroll everyone in a new --db "
-                f"for {pipeline!r}",
+                hint=f"use --pipeline {stored} (the database's), or re-enroll everyone in a "
+                f"new --db for {pipeline!r}",
             )
 
     # -- identification tau ------------------------------------------------------------------

@@ -99,6 +99,7 @@ def enroll(
     tolerance: float | None = None,
     sources: Sequence[str | None] | None = None,
     sha256s: Sequence[str | None] | None = None,
+    pipeline: str | None = None,
 ) -> EnrollReport:
     """Enroll photos of ``name`` (created if new) in one transaction.
 
@@ -112,6 +113,8 @@ def enroll(
         images: paths or (H, W, 3) uint8 RGB arrays.
         sources, sha256s: per image, the file name and its SHA-256 (default: from the path;
             None for arrays), e.g. for uploads.
+        pipeline: how descriptors are made (:mod:`cnnkit.face.descriptors`); None: the
+            store's, else the default. A store that recorded another one refuses it.
 
     Raises:
         NoFaceError, SeveralFacesError (``strict``), ImageReadError, DatabaseError (another
@@ -126,7 +129,16 @@ def enroll(
         raise ValueError(f"{n} images but sources/sha256s of another length")
     enc = _encoder(encoder)
     store.check_model(enc.model_id, enc.dim)
-    pipeline = store_pipeline(store)
+    recorded = getattr(store, "pipeline", None)
+    if pipeline is not None and isinstance(recorded, str) and recorded != pipeline:
+        from cnnkit.errors import DatabaseError
+
+        raise DatabaseError(
+            f"holds descriptors made with pipeline {recorded!r}, not {pipeline!r}",
+            path=getattr(store, "path", None),
+            hint=f"leave out --pipeline, or enroll everyone in a new --db for {pipeline!r}",
+        )
+    pipeline = pipeline or store_pipeline(store)
     tau = store.tolerance(tolerance)
     try:
         known = store.vectors_of(name)

@@ -18,6 +18,7 @@ from cnnkit.cli.face.common import (
     model_opts,
     no_face,
     parser,
+    pipeline_opt,
     warn_unreadable,
 )
 
@@ -41,6 +42,7 @@ def register(fsub: argparse._SubParsersAction) -> None:
     )
     db_opts(p)
     model_opts(p)
+    pipeline_opt(p)
     p.set_defaults(func=run_enroll)
 
     p = parser(
@@ -129,6 +131,7 @@ def run_enroll(args: argparse.Namespace) -> int:
             largest=args.largest,
             upsample=args.upsample,
             tolerance=args.tolerance,
+            pipeline=args.pipeline,
         )
     for photo, p in zip(args.photos, report.photos, strict=True):
         if p.reason == "already enrolled":
