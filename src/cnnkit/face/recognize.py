@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnnkit.errors import CnnkitError
+from cnnkit.face.descriptors import store_pipeline
 from cnnkit.face.detection import Box, box_area
 from cnnkit.face.gallery import Gallery
 
@@ -56,6 +57,10 @@ def _encoder(encoder: FaceEncoder | None) -> FaceEncoder:
     return default_encoder()
 
 
+def _path(image: ImageLike) -> Path | None:
+    return Path(image) if isinstance(image, str | Path) else None
+
+
 def load(image: ImageLike) -> np.ndarray:
     """A path or an array -> (H, W, 3) uint8 RGB."""
     from cnnkit.face.detection import check_image, load_image
@@ -66,12 +71,24 @@ def load(image: ImageLike) -> np.ndarray:
 
 
 def find_faces(
-    image: ImageLike, upsample: int = 1, encoder: FaceEncoder | None = None
+    image: ImageLike,
+    upsample: int = 1,
+    encoder: FaceEncoder | None = None,
+    pipeline: str | None = None,
 ) -> list[Face]:
-    """Every face in an image: detected, aligned and embedded (see :func:`cnnkit.face.faces`)."""
+    """Every face in an image: detected, aligned and embedded (see :func:`cnnkit.face.faces`)
+    with the descriptor ``pipeline`` (None: the default; see :mod:`cnnkit.face.descriptors`)."""
+    from cnnkit.face.descriptors import get_pipeline
     from cnnkit.face.pipeline import faces
 
-    return faces(load(image), upsample=upsample, encoder=_encoder(encoder))
+    p = get_pipeline(pipeline)
+    return faces(
+        load(image),
+        upsample=upsample,
+        encoder=_encoder(encoder),
+        landmark_upsample=p.landmark_upsample,
+        flip=p.flip,
+    )
 
 
 def one_face(
@@ -143,7 +160,8 @@ def verify(
         else:
             enc = _encoder(encoder)
             gallery.check_model(enc.model_id, enc.dim)
-            query = one_face(image_or_embedding, upsample, enc, largest=True).embedding
+            found = find_faces(image_or_embedding, upsample, enc, store_pipeline(gallery))
+            query = pick_face(found, _path(image_or_embedding), largest=True).embedding
         d = gallery.distance_to(query, name)
         return d <= gallery.tolerance(tolerance), d
     finally:
@@ -175,7 +193,7 @@ def identify(
         else:
             enc = _encoder(encoder)
             gallery.check_model(enc.model_id, enc.dim)
-            found = find_faces(image_or_embeddings, upsample, enc)
+            found = find_faces(image_or_embeddings, upsample, enc, store_pipeline(gallery))
             if not found:
                 return []
             q = np.stack([f.embedding for f in found])
