@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "cnnkit.cli.train",
     "cnnkit.cli.face",
     "cnnkit.cli.style",
+    "cnnkit.cli.serve",
 )
 
 
@@ -49,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  cnnkit summary vgg16                 # the layer table of VGG-16\n"
         "  cnnkit train lenet5 --dataset digits # train LeNet-5 on scikit-learn's digits\n"
         "  cnnkit face enroll Ada ada.jpg       # one-shot enrollment\n"
-        "  cnnkit style content.jpg style.jpg -o out.png",
+        "  cnnkit style content.jpg style.jpg -o out.png\n"
+        "  cnnkit serve                         # the HTTP API on http://127.0.0.1:8000",
     )
     parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
     _add_global_flags(parser, default=False)

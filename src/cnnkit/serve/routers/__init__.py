@@ -1,0 +1,10 @@
+"""One APIRouter per domain; ``app.py`` includes each ``router`` under ``/api/v1``."""
+
+#: Modules whose ``router`` app.py includes, in /docs order.
+ROUTER_MODULES = (
+    "cnnkit.serve.routers.persons",
+    "cnnkit.serve.routers.recognize",
+    "cnnkit.serve.routers.info",
+    "cnnkit.serve.routers.capabilities",
+    "cnnkit.serve.routers.keys",
+)
