@@ -157,3 +157,43 @@ def test_helpers() -> None:
     assert (
         redact("postgresql://u:pw@db.example:5433/faces") == "postgresql://u@db.example:5433/faces"
     )
+
+
+def test_follower_pushes_another_replicas_writes_into_the_index(pg_url: str, rng) -> None:
+    from cnnkit.serve.follow import start_follower
+    from cnnkit.serve.replica import ReplicaIndex
+
+    a, b = open_storage(pg_url), open_storage(pg_url)
+    a.add_photos("g", "Ada", rng.standard_normal((1, 8)).astype(np.float32), model_id="m")
+    # Replica B never syncs on its own (interval: a day): only the follower can update it.
+    replica = ReplicaIndex(b, sync_interval=86_400)
+    gallery = replica.gallery("g")
+    assert set(gallery.names.values()) == {"Ada"}
+    follower = start_follower(b, replica, poll_s=30.0)
+    assert follower is not None
+    try:
+        t0 = time.monotonic()
+        a.add_photos("g", "Bob", rng.standard_normal((2, 8)).astype(np.float32), model_id="m")
+        while "Bob" not in gallery.names.values():
+            assert time.monotonic() - t0 < 1.0, "not within 1 s"
+            time.sleep(0.01)
+        assert len(gallery.vectors[a.find_person("g", "Bob").id]) == 2  # type: ignore[union-attr]
+        a.delete_person("g", a.find_person("g", "Ada").id)  # type: ignore[union-attr]
+        while "Ada" in gallery.names.values():
+            assert time.monotonic() - t0 < 2.0, "removal not within 1 s"
+            time.sleep(0.01)
+    finally:
+        t0 = time.monotonic()
+        follower.stop()
+        assert time.monotonic() - t0 < 2.0  # woken by wake(), not by its 30 s time-out
+        a.close()
+        b.close()
+
+
+def test_sqlite_needs_no_follower(tmp_path) -> None:
+    from cnnkit.serve.follow import start_follower
+    from cnnkit.serve.replica import ReplicaIndex
+
+    s = open_storage(str(tmp_path / "s.db"))
+    assert start_follower(s, ReplicaIndex(s)) is None
+    s.close()
