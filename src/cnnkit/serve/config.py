@@ -19,7 +19,7 @@ class ServeConfig:
     port: int = 8000
     workers: int = 1  # uvicorn worker processes (each loads the models and its own index)
     gallery: str = "default"  # the gallery of the browser session's admin key
-    max_upload_bytes: int = 10 * 1024 * 1024  # larger uploads -> 413
+    max_upload_bytes: int = 10_000_000  # larger uploads -> 413
     max_pixels: int = 40_000_000  # larger images (decompression bombs) -> 413
     request_timeout: float = 30.0  # seconds of inference before 503 + Retry-After
     threads: int = 4  # inference threads (detection, alignment, search) off the event loop

@@ -36,12 +36,13 @@ class Upload:
 class BodyLimit:
     """ASGI middleware: refuse bodies over ``limit`` bytes (Content-Length or streamed) with 413."""
 
-    def __init__(self, app: ASGIApp, limit: int):
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int):
         self.app = app
-        self.limit = limit
+        self.limit = limit  # the body: the upload plus its multipart envelope
+        self.upload_limit = upload_limit
 
     def _too_large(self) -> PayloadTooLarge:
-        mb = self.limit / 1e6
+        mb = self.upload_limit / 1e6
         return PayloadTooLarge(
             f"request body over the upload limit of {mb:g} MB",
             hint="send a smaller photo (resize or recompress it)",
@@ -79,7 +80,7 @@ def install(app: FastAPI, max_upload_bytes: int) -> None:
     limit = max_upload_bytes + ENVELOPE_BYTES
     # Keep every accepted upload in memory (Starlette's default spools files over 1 MB to disk).
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limit + 1)
-    app.add_middleware(BodyLimit, limit=limit)
+    app.add_middleware(BodyLimit, limit=limit, upload_limit=max_upload_bytes)
 
 
 async def read_upload(file: UploadFile, max_bytes: int) -> Upload:

@@ -36,6 +36,9 @@ def default_serve_db() -> Path:
 class SQLiteStorage(SQLStorage):
     """The service's storage in one SQLite file (see ``storage/base.py``).
 
+    Ids are never reused (AUTOINCREMENT): a client holding the id of a deleted person cannot
+    reach someone enrolled later.
+
     Args:
         path: the database file; created with its tables if missing.
         timeout: seconds a write waits for another process's lock.
@@ -49,15 +52,16 @@ class SQLiteStorage(SQLStorage):
         gallery_id INTEGER NOT NULL REFERENCES galleries(id), key TEXT NOT NULL,
         value TEXT NOT NULL, PRIMARY KEY (gallery_id, key));
     CREATE TABLE IF NOT EXISTS persons (
-        id INTEGER PRIMARY KEY, gallery_id INTEGER NOT NULL REFERENCES galleries(id),
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        gallery_id INTEGER NOT NULL REFERENCES galleries(id),
         name TEXT NOT NULL, created_at TEXT NOT NULL, UNIQUE (gallery_id, name));
     CREATE TABLE IF NOT EXISTS photos (
-        id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL REFERENCES persons(id),
+        id INTEGER PRIMARY KEY AUTOINCREMENT, person_id INTEGER NOT NULL REFERENCES persons(id),
         vector BLOB NOT NULL, sha256 TEXT, source TEXT, created_at TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS photos_person ON photos(person_id);
     CREATE INDEX IF NOT EXISTS photos_sha256 ON photos(sha256);
     CREATE TABLE IF NOT EXISTS api_keys (
-        id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+        id INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
         gallery_id INTEGER NOT NULL REFERENCES galleries(id), label TEXT,
         created_at TEXT NOT NULL, revoked_at TEXT);
     CREATE TABLE IF NOT EXISTS audit (
