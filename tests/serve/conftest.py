@@ -42,8 +42,11 @@ def photos() -> dict[str, bytes]:
     }
 
 
-@pytest.fixture(scope="session")
-def serve_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def serve_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The API tests' database: each test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres").create_database("serve_api"))
     return str(tmp_path_factory.mktemp("serve-db") / "serve.sqlite3")
 
 
