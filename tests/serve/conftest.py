@@ -113,4 +113,19 @@ def is_problem(response: httpx.Response, status: int, kind: str) -> dict:
     return body
 
 
-__all__ = ["Keys", "Path", "is_problem", "png"]
+__all__ = ["Keys", "is_problem", "png"]
+
+
+@pytest.fixture
+def storage_url(tmp_path: Path) -> str:
+    """The database of the storage tests (the PostgreSQL tests parametrise this)."""
+    return str(tmp_path / "storage.sqlite3")
+
+
+@pytest.fixture
+def storage(storage_url: str):
+    from cnnkit.serve.storage import open_storage
+
+    opened = open_storage(storage_url)
+    yield opened
+    opened.close()

@@ -71,7 +71,9 @@ def start_server(db: str, folder: Path, *extra: str) -> Server:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"cnnkit serve exited with {proc.returncode}:\n{log.read_text()}")
-        found = re.search(r"Uvicorn running on (http://[\d.]+:\d+)", log.read_text())
+        found = re.search(
+            r"(?:Uvicorn running on|cnnkit serve: open) (http://[\d.]+:\d+)", log.read_text()
+        )
         if found:
             url = found.group(1)
             try:

@@ -19,6 +19,7 @@ def test_health_ready_docs_metrics(server: Server) -> None:
     spec = httpx.get(f"{server.url}/openapi.json").json()
     for path in ("/api/v1/persons", "/api/v1/identify", "/api/v1/verify", "/api/v1/info"):
         assert path in spec["paths"]
+    httpx.get(f"{server.url}/api/v1/persons/1")  # counted under its route template
     text = httpx.get(f"{server.url}/metrics").text
     for name in (
         "cnnkit_requests_total",
@@ -27,7 +28,7 @@ def test_health_ready_docs_metrics(server: Server) -> None:
         "cnnkit_encoder_queue_depth",
     ):
         assert name in text
-    assert 'route="/readyz"' in text
+    assert 'route="/readyz"' in text and 'route="/api/v1/persons/{person_id}"' in text
 
 
 def test_upload_over_the_limit_is_413(api: httpx.Client, keys: Keys) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
+
+from cnnkit.errors import CnnkitError
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +149,28 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """Listen on (host, port) now, so port 0 becomes a real port before the URL is printed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CnnkitError(
+            f"cannot listen on {host}:{port} ({exc.strerror})",
+            hint="pick another --port (0: any free one)",
+        ) from exc
+    sock.set_inheritable(True)
+    return sock
+
+
 def _run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cnnkit.serve.config import CONFIG_ENV, ServeConfig
+    from cnnkit.serve.sessions import new_token
     from cnnkit.serve.storage import open_storage
 
     config = ServeConfig(
@@ -159,16 +180,23 @@ def _run_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         max_upload_bytes=int(args.max_upload_mb * 1e6),
         request_timeout=args.timeout,
+        session_token=new_token(),
     )
     open_storage(config.db).close()  # a bad --db is a one-line error before uvicorn starts
     if config.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: the API is reachable from other machines", config.host)
     level = "warning" if args.quiet else "info"
+    sock = _bind(config.host, config.port)
+    config.port = sock.getsockname()[1]
     if config.workers == 1:
         from cnnkit.serve.app import create_app
 
-        uvicorn.run(create_app(config), host=config.host, port=config.port, log_level=level)
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(config), host=config.host, port=config.port, log_level=level)
+        )
+        server.run(sockets=[sock])
     else:
+        sock.close()  # uvicorn binds it again and shares it with its worker processes
         os.environ[CONFIG_ENV] = config.to_env()
         uvicorn.run(
             "cnnkit.serve.app:app_from_env",

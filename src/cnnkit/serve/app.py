@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
 from cnnkit import __version__
 from cnnkit.errors import first_line
@@ -28,6 +30,7 @@ from cnnkit.serve.config import ServeConfig
 from cnnkit.serve.follow import start_follower
 from cnnkit.serve.replica import ReplicaIndex
 from cnnkit.serve.routers import ROUTER_MODULES
+from cnnkit.serve.sessions import Sessions, set_cookie
 from cnnkit.serve.storage import open_storage
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             load_models(state)
         state.ready = True
         log.info("cnnkit serve ready: %s", state.storage.describe())
+        if config.session_token:
+            host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+            # Printed, not logged: the user opens it (as Jupyter's URL with its token).
+            print(
+                f"cnnkit serve: open http://{host}:{config.port}/?token={config.session_token}",
+                file=sys.stderr,
+                flush=True,
+            )
         yield
     finally:
         state.ready = False
@@ -100,11 +111,28 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     app.state.metrics = metrics_mod.Metrics()
     app.state.encoder = None
     app.state.ready = False
+    app.state.sessions = Sessions(config.session_token, config.gallery)
     problems.install(app)
     uploads.install(app, config.max_upload_bytes)
-    metrics_mod.install(app, app.state.metrics)
+    metrics_mod.install(app, app.state.metrics, API_PREFIX)
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router, prefix=API_PREFIX)
+
+    @app.middleware("http")
+    async def _sign_in_link(request: Request, call_next):
+        """``GET /?token=T``: the printed URL sets the session cookie, then shows ``/`` clean."""
+        token = request.query_params.get("token")
+        if request.url.path != "/" or request.method != "GET" or not token:
+            return await call_next(request)
+        try:
+            _, secret = await run_in_threadpool(
+                request.app.state.sessions.redeem, request.app.state.storage, token
+            )
+        except problems.ApiError as exc:
+            return problems.problem(exc.status, exc.kind, exc.message, instance="/")
+        response = RedirectResponse("/", status_code=303)
+        set_cookie(response, secret, secure=request.url.scheme == "https")
+        return response
 
     @app.get("/healthz", tags=["health"], summary="Alive")
     async def healthz() -> dict[str, str]:

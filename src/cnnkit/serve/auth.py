@@ -1,6 +1,7 @@
 """API keys and roles, as a FastAPI dependency: ``Depends(require("enroll"))``.
 
-A key (``X-API-Key`` header) has one role and belongs to one gallery. Roles nest:
+A key (``X-API-Key`` header, or the browser's session cookie: see ``sessions.py``) has one
+role and belongs to one gallery. Roles nest:
 
 - ``query``: verify, identify, detect, and read persons, photos, info, edges, model summaries;
 - ``enroll``: also create, rename and delete persons, add and delete photos;
@@ -51,7 +52,7 @@ def authenticate(request: Request, api_key: str | None) -> Principal:
         key = request.app.state.storage.key_for_secret(api_key.strip())
         if key is not None:
             principal = Principal(key.id, key.role, key.gallery)
-    if principal is None:
+    if principal is None and not api_key:
         session = getattr(request.app.state, "sessions", None)
         principal = session.principal(request) if session is not None else None
     if principal is None:

@@ -51,7 +51,7 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def install(app: FastAPI, metrics: Metrics) -> None:
+def install(app: FastAPI, metrics: Metrics, prefix: str = "") -> None:
     """Count and time every request under its route template (``/api/v1/persons/{id}``)."""
 
     @app.middleware("http")
@@ -65,6 +65,9 @@ def install(app: FastAPI, metrics: Metrics) -> None:
             status = response.status_code
             return response
         finally:
-            route = getattr(request.scope.get("route"), "path", "unmatched")
+            route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+            # Routers included under a prefix report their own path: put the prefix back.
+            if prefix and request.url.path.startswith(prefix) and not route.startswith(prefix):
+                route = prefix + route
             metrics.requests.labels(request.method, route, str(status)).inc()
             metrics.latency.labels(route).observe(time.perf_counter() - start)

@@ -7,4 +7,5 @@ ROUTER_MODULES = (
     "cnnkit.serve.routers.info",
     "cnnkit.serve.routers.capabilities",
     "cnnkit.serve.routers.keys",
+    "cnnkit.serve.routers.session",
 )

@@ -38,11 +38,14 @@ async def verify(
     def work() -> dict[str, Any]:
         image = decode_rgb(upload, state.config.max_pixels)
         store = gallery_store(request, who)
-        return face_ops.verify(store, image, person, tolerance=tolerance, encoder=state.encoder)
+        result = face_ops.verify(store, image, person, tolerance=tolerance, encoder=state.encoder)
+        found = state.storage.find_person(who.gallery, person)
+        state.storage.record(
+            who.gallery, "verify", actor=who.key_id, person_id=found.id if found else None
+        )
+        return result
 
-    result = await offload(request, work)
-    await offload(request, state.storage.record, who.gallery, "verify", actor=who.key_id)
-    return result
+    return await offload(request, work)
 
 
 @router.post(

@@ -404,7 +404,7 @@ class SQLStorage(Storage):
             "SELECT (SELECT COUNT(*) FROM persons p WHERE p.gallery_id = g.id),"
             " (SELECT COUNT(*) FROM photos f JOIN persons p ON p.id = f.person_id"
             "  WHERE p.gallery_id = g.id)"
-            " FROM (SELECT ? AS name) q LEFT JOIN galleries g ON g.name = q.name",
+            " FROM (SELECT CAST(? AS TEXT) AS name) q LEFT JOIN galleries g ON g.name = q.name",
             (gallery,),
         )
         return int(persons or 0), int(photos or 0)
