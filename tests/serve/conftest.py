@@ -116,9 +116,11 @@ def is_problem(response: httpx.Response, status: int, kind: str) -> dict:
 __all__ = ["Keys", "is_problem", "png"]
 
 
-@pytest.fixture
-def storage_url(tmp_path: Path) -> str:
-    """The database of the storage tests (the PostgreSQL tests parametrise this)."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database of the storage tests: an empty one of each backend."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
     return str(tmp_path / "storage.sqlite3")
 
 
