@@ -115,11 +115,12 @@ def test_audit_records_who_did_what(
     api: httpx.Client, keys: Keys, new_person, photos: dict[str, bytes]
 ) -> None:
     pid, name = new_person("audited")
-    api.post(
+    r = api.post(
         f"/persons/{pid}/photos",
         files={"file": ("g.png", photos["grace"])},
         headers=keys.headers("enroll"),
     )
+    assert r.status_code == 201, r.text
     enroll_id = next(
         k["id"]
         for k in api.get("/keys", headers=keys.headers("admin")).json()

@@ -87,13 +87,20 @@ def test_photos_add_list_delete(
     body = r.json()
     assert body["person"] == {**body["person"], "id": pid, "name": name, "photos": 1}
     assert body["faces"] == 1 and set(body["box"]) == {"top", "right", "bottom", "left"}
+    assert body["min_distance"] is None and body["far"] is False  # the first photo
     r = api.post(
         f"/persons/{pid}/photos", files={"file": ("c.png", photos["grace_crop"])}, headers=enroll
     )
     assert r.status_code == 201 and r.json()["person"]["photos"] == 2
+    assert 0 < r.json()["min_distance"] < r.json()["tau"] and r.json()["far"] is False
     listed = api.get(f"/persons/{pid}/photos", headers=keys.headers("query")).json()
     assert [p["source"] for p in listed] == ["g.png", "c.png"]
     assert all(len(p["sha256"]) == 64 and "vector" not in p for p in listed)
+    r = api.post(
+        f"/persons/{pid}/photos", files={"file": ("g.png", photos["grace"])}, headers=enroll
+    )
+    assert "already enrolled" in is_problem(r, 409, "already-enrolled")["detail"]
+    assert api.get(f"/persons/{pid}", headers=enroll).json()["photos"] == 2
     r = api.delete(f"/persons/{pid}/photos/{listed[0]['id']}", headers=enroll)
     assert r.status_code == 204
     assert api.get(f"/persons/{pid}", headers=enroll).json()["photos"] == 1
@@ -108,9 +115,9 @@ def test_photo_rules_of_enroll(
     enroll = keys.headers("enroll")
     url = f"/persons/{pid}/photos"
     r = api.post(url, files={"file": ("brick.png", photos["noface"])}, headers=enroll)
-    assert "no face" in is_problem(r, 422, "invalid-input")["detail"]
+    assert "no face" in is_problem(r, 422, "no-face")["detail"]
     r = api.post(url, files={"file": ("two.png", photos["two"])}, headers=enroll)
-    assert "largest=true" in is_problem(r, 422, "invalid-input")["detail"]
+    assert "largest=true" in is_problem(r, 422, "several-faces")["detail"]
     assert api.get(f"/persons/{pid}", headers=enroll).json()["photos"] == 0
     r = api.post(
         url, params={"largest": "true"}, files={"file": ("two.png", photos["two"])}, headers=enroll

@@ -83,3 +83,22 @@ def test_browser_session_cookie_and_csrf(tmp_path: Path) -> None:
         assert client.delete("/api/v1/session", headers={CSRF_HEADER: csrf}).status_code == 204
         client.cookies.clear()
         is_problem(client.get("/api/v1/persons"), 401, "unauthorized")
+
+
+def test_a_full_queue_maps_to_503_with_retry_after(tmp_path: Path) -> None:
+    from fastapi import APIRouter
+
+    from cnnkit.serve.problems import ServiceBusy
+
+    app = create_app(ServeConfig(db=str(tmp_path / "q.sqlite3"), load_models=False))
+    probe = APIRouter()
+
+    @probe.get("/probe")
+    async def _busy() -> None:
+        raise ServiceBusy("the encoder queue is full (256 faces waiting)", retry_after=3)
+
+    app.include_router(probe)
+    with TestClient(app) as client:
+        r = client.get("/probe")
+        assert "queue is full" in is_problem(r, 503, "busy")["detail"]
+        assert r.headers["Retry-After"] == "3"

@@ -83,3 +83,18 @@ def test_encoder_errors_reach_every_waiting_request() -> None:
         assert batching.embed(np.zeros((1, 150, 150, 3), np.uint8)).shape == (1, 128)
     finally:
         batching.close()
+
+
+def test_a_lone_request_does_not_wait_for_company(chips: np.ndarray) -> None:
+    batching = BatchingEncoder(default_encoder(), max_batch=8, max_wait=60.0, in_flight=lambda: 1)
+    try:
+        done = threading.Event()
+        out: list[np.ndarray] = []
+        worker = threading.Thread(
+            target=lambda: (out.append(batching.embed(chips[:1])), done.set())
+        )
+        worker.start()
+        assert done.wait(30)  # well before max_wait: nobody else is in flight
+        assert out[0].shape == (1, 128)
+    finally:
+        batching.close()

@@ -157,3 +157,35 @@ def test_a_second_replica_follows_the_feed(storage_url: str, rng) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_searches_run_while_the_index_changes(storage, rng) -> None:
+    import threading
+
+    replica = ReplicaIndex(storage, sync_interval=0)
+    store = GalleryStore(replica, "g")
+    x = _vectors(rng, 40)
+    store.add("anchor", x[:1], model_id="m")
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def search() -> None:
+        try:
+            while not stop.is_set():
+                found = store.nearest(x[:4], k=3)
+                assert all(row and row[0].name is not None for row in found)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(1, 30):
+        store.add(f"p{i}", x[i : i + 1], model_id="m")
+        if i % 3 == 0:
+            store.remove(f"p{i - 1}")
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.search(x[1:2])[0].name == "p1" and len(store.persons()) == 30 - 9

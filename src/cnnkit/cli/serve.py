@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``cnnkit serve`` (and ``serve keys ...``) to the ``cnnkit`` parser."""
     p = sub.add_parser(
         "serve",
-        help="run the face system as an HTTP service (API keys, OpenAPI at /docs)",
+        help="the face system as an HTTP API (keys, docs at /docs)",
         description="Run the HTTP API (FastAPI under uvicorn): persons and photos, verify, "
         "identify, detect, edges and model summaries, with API keys and roles.",
         epilog=_EPILOG,

@@ -58,6 +58,7 @@ def load_models(state) -> None:
         max_queue=state.config.queue_size,
         on_batch=m.batch.observe,
         on_depth=m.queue.set,
+        in_flight=lambda: state.in_flight,
     )
 
 
@@ -111,6 +112,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     app.state.metrics = metrics_mod.Metrics()
     app.state.encoder = None
     app.state.ready = False
+    app.state.in_flight = 0  # requests on the inference pool now (event-loop thread only)
     app.state.sessions = Sessions(config.session_token, config.gallery)
     problems.install(app)
     uploads.install(app, config.max_upload_bytes)

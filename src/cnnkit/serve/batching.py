@@ -3,7 +3,8 @@
 :class:`BatchingEncoder` looks like :class:`cnnkit.face.encoder.FaceEncoder` to the use cases
 (``.embed(chips) -> descriptors``, ``.model_id``). Request threads put their chips
 (N, 150, 150, 3) uint8 in a queue and wait; one worker thread takes what arrived, up to
-``max_batch`` chips or what came within ``max_wait`` seconds of the first, whichever first,
+``max_batch`` chips or what came within ``max_wait`` seconds of the first, whichever first
+(or as soon as every request in flight has queued its chips),
 calls the real encoder once on the stacked (B, 150, 150, 3) batch, and hands each request its
 rows of the (B, 128) result. The queue is bounded (``max_queue`` chips): when full, ``embed``
 raises :class:`ServiceBusy` at once (503 + Retry-After) instead of letting latency grow.
@@ -36,6 +37,8 @@ class BatchingEncoder:
         max_queue: most chips waiting; more -> ServiceBusy.
         on_batch: called with each batch's size (metrics).
         on_depth: called with the queue depth in chips whenever it changes (metrics).
+        in_flight: how many requests are being served now; the worker stops waiting for more
+            chips once that many requests are queued (a lone request does not wait max_wait).
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class BatchingEncoder:
         max_queue: int = 256,
         on_batch: Callable[[int], None] | None = None,
         on_depth: Callable[[int], None] | None = None,
+        in_flight: Callable[[], int] | None = None,
     ):
         self.encoder = encoder
         self.max_batch = max(1, int(max_batch))
@@ -54,6 +58,7 @@ class BatchingEncoder:
         self.max_queue = max(1, int(max_queue))
         self._on_batch = on_batch or (lambda n: None)
         self._on_depth = on_depth or (lambda n: None)
+        self._in_flight = in_flight or (lambda: 1 << 30)
         self._items: deque[tuple[np.ndarray, Future]] = deque()
         self._queued = 0
         self._cond = threading.Condition()
@@ -64,6 +69,11 @@ class BatchingEncoder:
     @property
     def model_id(self) -> str:
         return self.encoder.model_id
+
+    @property
+    def dim(self) -> int:
+        """Descriptor length d (128)."""
+        return int(self.encoder.dim)
 
     @property
     def depth(self) -> int:
@@ -100,7 +110,11 @@ class BatchingEncoder:
             if self._closed and not self._items:
                 return None
             deadline = time.monotonic() + self.max_wait
-            while self._queued < self.max_batch and not self._closed:
+            while (
+                self._queued < self.max_batch
+                and len(self._items) < self._in_flight()
+                and not self._closed
+            ):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break

@@ -1,21 +1,30 @@
-"""The face use cases as the routers call them, and their results as JSON-ready dicts.
+"""The face use cases (:mod:`cnnkit.face.usecases`) called for HTTP, their results as JSON.
 
-TEMPORARY: until ``cnnkit.face.usecases`` (enroll, verify_photo, identify_image, detect_faces)
-is merged, the four calls below are made here from the pipeline's public functions; afterwards
-this module only calls the use cases and serialises their results.
+No face logic lives here: each function calls one use case with the request's gallery (a
+:class:`~cnnkit.serve.replica.GalleryStore`) and the batching encoder, and serialises the result
+dataclass. Boxes become ``{"top", "right", "bottom", "left"}``; an infinite distance (empty
+gallery) becomes null; a face nobody matches within tau is named ``"unknown"``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
 from typing import Any
 
 import numpy as np
 
-from cnnkit.errors import CnnkitError
+from cnnkit.face.recognize import NoFaceError, SeveralFacesError
 from cnnkit.face.store import PersonStore
+from cnnkit.face.usecases import detect_faces, enroll, identify_image, verify_photo
+from cnnkit.serve.problems import ApiError
 
 Box = tuple[int, int, int, int]  # (top, right, bottom, left)
+
+#: What an HTTP client does instead of the CLI's flags named in the use cases' hints.
+_API_HINTS = {
+    NoFaceError: "send a frontal photo where the face is at least 40 px wide, or ?upsample=2",
+    SeveralFacesError: "crop the photo, or pass ?largest=true to take the largest face",
+}
 
 
 def box_json(box: Box) -> dict[str, int]:
@@ -23,30 +32,13 @@ def box_json(box: Box) -> dict[str, int]:
     return {"top": top, "right": right, "bottom": bottom, "left": left}
 
 
-def _area(box: Box) -> int:
-    return (box[2] - box[0]) * (box[1] - box[3])
+def _distance(d: float) -> float | None:
+    return None if not math.isfinite(d) else float(d)
 
 
-@dataclass
-class _Found:
-    boxes: list[Box]
-    embeddings: np.ndarray  # (F, d)
-
-
-def _faces(image: np.ndarray, encoder: Any) -> _Found:
-    from cnnkit.face.pipeline import faces
-
-    found = faces(image, encoder=encoder)
-    emb = np.stack([f.embedding for f in found]) if found else np.zeros((0, 128), np.float32)
-    return _Found([f.box for f in found], emb)
-
-
-@dataclass
-class EnrollResult:
-    photos: int  # the person's photos afterwards
-    faces: int  # faces found in the photo
-    box: Box
-    also_enrolled_as: list[str] = field(default_factory=list)  # same file under other names
+def _api_hint(exc: NoFaceError | SeveralFacesError) -> Exception:
+    """The same error with the API's way out instead of the CLI's flag."""
+    return type(exc)(exc.what, path=exc.path, hint=_API_HINTS[type(exc)])
 
 
 def enroll_photo(
@@ -57,84 +49,103 @@ def enroll_photo(
     sha256: str,
     source: str | None,
     largest: bool,
+    upsample: int,
     encoder: Any,
-) -> EnrollResult:
-    """One-shot enrollment of one photo (the rules of ``cnnkit face enroll``)."""
-    found = _faces(image, encoder)
-    if not found.boxes:
-        raise CnnkitError(
-            "no face found in the photo", hint="send a photo where the face is clearly visible"
+) -> dict[str, Any]:
+    """One-shot enrollment of one uploaded photo (the rules of ``cnnkit face enroll``).
+
+    Raises NoFaceError / SeveralFacesError (422), and 409 when this very file is already
+    enrolled for the person.
+    """
+    try:
+        report = enroll(
+            store,
+            name,
+            [image],
+            encoder=lambda: encoder,
+            largest=largest,
+            upsample=upsample,
+            sources=[source],
+            sha256s=[sha256],
         )
-    if len(found.boxes) > 1 and not largest:
-        raise CnnkitError(
-            f"{len(found.boxes)} faces found in the photo",
-            hint="send a photo of this person alone, or pass ?largest=true",
+    except (NoFaceError, SeveralFacesError) as exc:
+        raise _api_hint(exc) from exc
+    photo = report.photos[0]
+    if not photo.added:
+        raise ApiError(
+            409,
+            "already-enrolled",
+            f"{source or 'this photo'}: already enrolled for {name!r} (same file, sha256)",
+            hint="send another photo of this person",
         )
-    i = max(range(len(found.boxes)), key=lambda j: _area(found.boxes[j]))
-    store.check_model(encoder.model_id, found.embeddings.shape[1])
-    others = [n for n in store.names_with_hash(sha256) if n != name]
-    count = store.add(
-        name,
-        found.embeddings[i : i + 1],
-        model_id=encoder.model_id,
-        sources=[source],
-        sha256s=[sha256],
-    )
-    return EnrollResult(count, len(found.boxes), found.boxes[i], others)
+    return {
+        "faces": photo.faces,
+        "box": box_json(photo.box) if photo.box else None,
+        "sha256": sha256,
+        "also_enrolled_as": list(photo.enrolled_as),
+        "min_distance": photo.min_distance,  # to the person's earlier photos
+        "far": photo.far,  # farther than tau from every earlier photo: the same person?
+        "tau": report.tau,
+    }
 
 
 def verify(
-    store: PersonStore, image: np.ndarray, name: str, *, tolerance: float | None, encoder: Any
+    store: PersonStore,
+    image: np.ndarray,
+    name: str,
+    *,
+    tolerance: float | None,
+    upsample: int,
+    encoder: Any,
 ) -> dict[str, Any]:
     """1:1: is the (largest) face of the photo ``name``?"""
-    vectors = store.vectors_of(name)  # NotFoundError first: cheaper than the encoder
-    if len(vectors) == 0:
-        raise CnnkitError(f"{name!r} has no enrolled photo yet", hint="add a photo first")
-    found = _faces(image, encoder)
-    if not found.boxes:
-        raise CnnkitError(
-            "no face found in the photo", hint="send a photo where the face is clearly visible"
+    try:
+        v = verify_photo(
+            store, image, name, tolerance=tolerance, upsample=upsample, encoder=lambda: encoder
         )
-    i = max(range(len(found.boxes)), key=lambda j: _area(found.boxes[j]))
-    distance = store.distance_to(found.embeddings[i], name)
-    tau = store.tolerance(tolerance)
+    except NoFaceError as exc:
+        raise _api_hint(exc) from exc
     return {
-        "match": bool(distance <= tau),
-        "distance": distance,
-        "tau": tau,
-        "person": name,
-        "faces": len(found.boxes),
-        "box": box_json(found.boxes[i]),
+        "match": bool(v.match),
+        "distance": float(v.distance),
+        "tau": float(v.tau),
+        "person": v.name,
+        "faces": v.faces,
+        "box": box_json(v.box),
     }
 
 
 def identify(
-    store: PersonStore, image: np.ndarray, *, tolerance: float | None, k: int, encoder: Any
+    store: PersonStore,
+    image: np.ndarray,
+    *,
+    tolerance: float | None,
+    k: int,
+    upsample: int,
+    encoder: Any,
 ) -> dict[str, Any]:
     """1:K: every face of the photo, its name or "unknown", and the next-best candidates."""
-    found = _faces(image, encoder)
-    tau = store.tolerance(tolerance)
-    near = store.nearest(found.embeddings, k=k) if found.boxes else []
+    found = identify_image(
+        store, image, tolerance=tolerance, k=k, upsample=upsample, encoder=lambda: encoder
+    )
     faces = []
-    for box, matches in zip(found.boxes, near, strict=True):
-        best = matches[0]
-        known = best.name is not None and best.distance <= tau
+    for face in found:
+        # A named face's candidates are the next-best persons; an unknown face's, the nearest.
+        rest = face.candidates[1:] if face.name is not None else face.candidates
         faces.append(
             {
-                "box": box_json(box),
-                "name": best.name if known else "unknown",
-                "distance": None if best.name is None else best.distance,
+                "box": box_json(face.box),
+                "name": face.name if face.name is not None else "unknown",
+                "distance": _distance(face.distance),
                 "candidates": [
-                    {"name": m.name, "distance": m.distance}
-                    for m in matches[1 if known else 0 :]
+                    {"name": m.name, "distance": _distance(m.distance)}
+                    for m in rest
                     if m.name is not None
                 ],
             }
         )
-    return {"faces": faces, "tau": tau}
+    return {"faces": faces, "tau": float(store.tolerance(tolerance))}
 
 
-def detect(image: np.ndarray) -> dict[str, Any]:
-    from cnnkit.face.detection import detect as dlib_detect
-
-    return {"faces": [{"box": box_json(b)} for b in dlib_detect(image)]}
+def detect(image: np.ndarray, *, upsample: int) -> dict[str, Any]:
+    return {"faces": [{"box": box_json(b)} for b in detect_faces(image, upsample)]}

@@ -15,6 +15,8 @@ encoder)
 PayloadTooLarge, pixel bomb            413     too-large
 not an image                           415     unsupported-media-type
 ImageReadError (truncated), ShapeError 422     unreadable-image / invalid-input
+NoFaceError, SeveralFacesError         422     no-face / several-faces
+already enrolled (same file, person)   409     already-enrolled
 request validation, other CnnkitError  422     invalid-input
 no or bad API key                      401     unauthorized
 role may not                           403     forbidden
@@ -43,6 +45,7 @@ from cnnkit.errors import (
     NotFoundError,
     ShapeError,
 )
+from cnnkit.face.recognize import NoFaceError, SeveralFacesError
 from cnnkit.serve.storage.base import Conflict, ModelMismatch
 
 log = logging.getLogger(__name__)
@@ -139,6 +142,10 @@ def classify(exc: CnnkitError) -> tuple[int, str, dict[str, str]]:
         return 503, "database-unavailable", {"Retry-After": "1"}
     if isinstance(exc, DependencyError):
         return 501, "not-available", {}
+    if isinstance(exc, NoFaceError):
+        return 422, "no-face", {}
+    if isinstance(exc, SeveralFacesError):
+        return 422, "several-faces", {}
     if isinstance(exc, ShapeError):
         return 422, "invalid-input", {}
     return 422, "invalid-input", {}

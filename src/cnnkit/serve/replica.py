@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,7 +31,11 @@ DEFAULT_TOLERANCE = 0.6
 
 
 class GalleryIndex:
-    """One gallery's persons and descriptors in memory, and a search index over them."""
+    """One gallery's persons and descriptors in memory, and a search index over them.
+
+    Thread-safe: the feed follower changes it while request threads search it; a search works
+    on a :class:`Snapshot`, rebuilt once after each change.
+    """
 
     def __init__(self, storage: Storage, gallery: str, config: IndexConfig):
         self.storage = storage
@@ -39,41 +44,56 @@ class GalleryIndex:
         self.names: dict[int, str] = {}  # person id -> name
         self.vectors: dict[int, np.ndarray] = {}  # person id -> (n, d) descriptors
         self.meta: dict[str, str] = {}
-        self._built: tuple[VectorIndex, np.ndarray] | None = None  # index, (K,) person ids
+        self._lock = threading.Lock()
+        self._built: Snapshot | None = None
         self.reload(None)
 
     def reload(self, person_ids: Sequence[int] | None) -> None:
         """Reload these persons (None: all of them) and the gallery's meta from the database."""
         loaded = self.storage.load_vectors(self.gallery, person_ids)
-        if person_ids is None:
-            self.names.clear()
-            self.vectors.clear()
-        for pid in person_ids or ():
-            self.names.pop(pid, None)
-            self.vectors.pop(pid, None)
-        self.names.update(loaded.names)
-        for pid in loaded.names:
-            rows = loaded.vectors[loaded.person_ids == pid]
-            if len(rows):
-                self.vectors[pid] = rows
-        self.meta = self.storage.get_meta(self.gallery)
-        self._built = None
+        meta = self.storage.get_meta(self.gallery)
+        with self._lock:
+            if person_ids is None:
+                self.names.clear()
+                self.vectors.clear()
+            for pid in person_ids or ():
+                self.names.pop(pid, None)
+                self.vectors.pop(pid, None)
+            self.names.update(loaded.names)
+            for pid in loaded.names:
+                rows = loaded.vectors[loaded.person_ids == pid]
+                if len(rows):
+                    self.vectors[pid] = rows
+            self.meta = meta
+            self._built = None
 
     def forget(self, person_id: int) -> None:
-        self.names.pop(person_id, None)
-        self.vectors.pop(person_id, None)
-        self._built = None
+        with self._lock:
+            self.names.pop(person_id, None)
+            self.vectors.pop(person_id, None)
+            self._built = None
 
-    def index(self) -> tuple[VectorIndex, np.ndarray]:
-        """The search index over every descriptor and each row's person id (K,)."""
-        if self._built is None:
-            dim = int(self.meta.get("dim", 0))
-            pids = sorted(self.vectors)
-            mats = [self.vectors[p] for p in pids]
-            x = np.concatenate(mats) if mats else np.zeros((0, dim), np.float32)
-            owner = np.repeat(np.array(pids, np.int64), [len(m) for m in mats])
-            self._built = (VectorIndex(x, self.config), owner)
-        return self._built
+    def snapshot(self) -> Snapshot:
+        """The search index over every descriptor, with each row's owner, as of now."""
+        with self._lock:
+            if self._built is None:
+                dim = int(self.meta.get("dim", 0))
+                pids = sorted(self.vectors)
+                mats = [self.vectors[p] for p in pids]
+                x = np.concatenate(mats) if mats else np.zeros((0, dim), np.float32)
+                owner = np.repeat(np.array(pids, np.int64), [len(m) for m in mats])
+                names = {p: self.names[p] for p in pids}
+                self._built = Snapshot(VectorIndex(x, self.config), owner, names)
+            return self._built
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable view for searching: the index, row -> person id (K,), person id -> name."""
+
+    index: VectorIndex
+    owner: np.ndarray
+    names: dict[int, str]
 
 
 class ReplicaIndex:
@@ -197,9 +217,16 @@ class GalleryStore:
         return [Person(p.name, p.photos, p.created_at) for p in rows]
 
     def vectors_of(self, name: str) -> np.ndarray:
+        """The person's (n, d) descriptors; NotFoundError for an unknown name, and for a person
+        created without a photo yet (nothing to compare with, as for an unknown name)."""
         pid = self._person_id(name)
-        index = self._index()
-        return index.vectors.get(pid, np.zeros((0, int(index.meta.get("dim", 0))), np.float32))
+        found = self._index().vectors.get(pid)
+        if found is None or len(found) == 0:
+            raise NotFoundError(
+                f"{name!r} has no enrolled photo yet",
+                hint="add one: POST /api/v1/persons/{id}/photos",
+            )
+        return found
 
     def names_with_hash(self, sha256: str) -> list[str]:
         return self.storage.names_with_hash(self.gallery, sha256)
@@ -210,8 +237,8 @@ class GalleryStore:
     def nearest(self, queries: np.ndarray, k: int = 3) -> list[list[Match]]:
         """Up to ``k`` nearest distinct persons per query (M, d): a person's distance is that of
         their nearest descriptor. An empty gallery gives ``[Match(None, inf)]`` per query."""
-        gallery = self._index()
-        index, owner = gallery.index()
+        snap = self._index().snapshot()
+        index, owner = snap.index, snap.owner
         q = np.asarray(queries, dtype=np.float32)
         q = q[None] if q.ndim == 1 else q
         if len(index) == 0:
@@ -227,17 +254,13 @@ class GalleryStore:
                     if i >= 0 and int(owner[i]) not in seen:
                         seen[int(owner[i])] = float(d)
                 short |= len(seen) < k and rows < len(index)
-                out.append([Match(gallery.names[p], d) for p, d in list(seen.items())[:k]])
+                out.append([Match(snap.names[p], d) for p, d in list(seen.items())[:k]])
             if not short:
                 return out
             rows = min(len(index), rows * 4)
 
     def distance_to(self, query: np.ndarray, name: str) -> float:
         vectors = self.vectors_of(name)
-        if len(vectors) == 0:
-            raise NotFoundError(
-                f"{name!r} has no enrolled photo yet", hint="add one: POST /persons/{id}/photos"
-            )
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         if q.shape[0] != vectors.shape[1]:
             raise ShapeError(f"query is {q.shape[0]}-d, the gallery holds {vectors.shape[1]}-d")

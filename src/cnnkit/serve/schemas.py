@@ -35,11 +35,16 @@ class PhotoOut(BaseModel):
 class PhotoAdded(BaseModel):
     person: PersonOut
     faces: int = Field(..., description="faces found in the photo")
-    box: dict[str, int]
+    box: dict[str, int] | None
     sha256: str
     also_enrolled_as: list[str] = Field(
         default_factory=list, description="other persons who already have this same file"
     )
+    min_distance: float | None = Field(
+        None, description="distance to the person's earlier photos (null for the first)"
+    )
+    far: bool = Field(False, description="farther than tau from every earlier photo")
+    tau: float
 
 
 class Info(BaseModel):

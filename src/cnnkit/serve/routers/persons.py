@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from cnnkit.serve import face_ops
 from cnnkit.serve.auth import EnrollKey, Principal, QueryKey
-from cnnkit.serve.deps import gallery_store, offload
+from cnnkit.serve.deps import UPSAMPLE, gallery_store, offload
 from cnnkit.serve.schemas import PersonIn, PersonOut, PersonPage, PhotoAdded, PhotoOut
 from cnnkit.serve.uploads import decode_rgb, read_upload
 
@@ -85,6 +85,7 @@ async def add_photo(
     request: Request,
     file: UploadFile = File(..., description="a photo (JPEG, PNG, ...)"),
     largest: bool = Query(False, description="enroll the largest face when there are several"),
+    upsample: int = UPSAMPLE,
     who: Principal = EnrollKey,
 ) -> PhotoAdded:
     state = request.app.state
@@ -100,14 +101,11 @@ async def add_photo(
             sha256=upload.sha256,
             source=upload.filename,
             largest=largest,
+            upsample=upsample,
             encoder=state.encoder,
         )
         return PhotoAdded(
-            person=_person(state.storage.get_person(who.gallery, person_id)),
-            faces=result.faces,
-            box=face_ops.box_json(result.box),
-            sha256=upload.sha256,
-            also_enrolled_as=result.also_enrolled_as,
+            person=_person(state.storage.get_person(who.gallery, person_id)), **result
         )
 
     return await offload(request, work)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 
 from cnnkit.serve import face_ops
 from cnnkit.serve.auth import Principal, QueryKey
-from cnnkit.serve.deps import gallery_store, offload
+from cnnkit.serve.deps import UPSAMPLE, gallery_store, offload
 from cnnkit.serve.uploads import decode_rgb, read_upload
 
 router = APIRouter(tags=["recognition"])
@@ -30,6 +30,7 @@ async def verify(
     file: UploadFile = File(..., description="a photo"),
     person: str = Form(..., description="the claimed person's name"),
     tolerance: float | None = _TOLERANCE,
+    upsample: int = UPSAMPLE,
     who: Principal = QueryKey,
 ) -> dict[str, Any]:
     state = request.app.state
@@ -38,7 +39,9 @@ async def verify(
     def work() -> dict[str, Any]:
         image = decode_rgb(upload, state.config.max_pixels)
         store = gallery_store(request, who)
-        result = face_ops.verify(store, image, person, tolerance=tolerance, encoder=state.encoder)
+        result = face_ops.verify(
+            store, image, person, tolerance=tolerance, upsample=upsample, encoder=state.encoder
+        )
         found = state.storage.find_person(who.gallery, person)
         state.storage.record(
             who.gallery, "verify", actor=who.key_id, person_id=found.id if found else None
@@ -59,6 +62,7 @@ async def identify(
     file: UploadFile = File(..., description="a photo"),
     tolerance: float | None = _TOLERANCE,
     k: int = Query(3, ge=1, le=20, description="candidates per face (the best included)"),
+    upsample: int = UPSAMPLE,
     who: Principal = QueryKey,
 ) -> dict[str, Any]:
     state = request.app.state
@@ -67,7 +71,9 @@ async def identify(
     def work() -> dict[str, Any]:
         image = decode_rgb(upload, state.config.max_pixels)
         store = gallery_store(request, who)
-        return face_ops.identify(store, image, tolerance=tolerance, k=k, encoder=state.encoder)
+        return face_ops.identify(
+            store, image, tolerance=tolerance, k=k, upsample=upsample, encoder=state.encoder
+        )
 
     return await offload(request, work)
 
@@ -76,12 +82,13 @@ async def identify(
 async def detect(
     request: Request,
     file: UploadFile = File(..., description="a photo"),
+    upsample: int = UPSAMPLE,
     who: Principal = QueryKey,
 ) -> dict[str, Any]:
     state = request.app.state
     upload = await read_upload(file, state.config.max_upload_bytes)
 
     def work() -> dict[str, Any]:
-        return face_ops.detect(decode_rgb(upload, state.config.max_pixels))
+        return face_ops.detect(decode_rgb(upload, state.config.max_pixels), upsample=upsample)
 
     return await offload(request, work)
