@@ -197,3 +197,46 @@ def test_sqlite_needs_no_follower(tmp_path) -> None:
     s = open_storage(str(tmp_path / "s.db"))
     assert start_follower(s, ReplicaIndex(s)) is None
     s.close()
+
+
+def test_searches_stay_correct_while_the_follower_applies_changes(pg_url: str, rng) -> None:
+    """The follower thread changes the index while request threads search it."""
+    from cnnkit.serve.follow import start_follower
+    from cnnkit.serve.replica import GalleryStore, ReplicaIndex
+
+    a, b = open_storage(pg_url), open_storage(pg_url)
+    for i in range(50):
+        a.add_photos("g", f"p{i}", rng.random((1, 16), dtype=np.float32), model_id="m")
+    replica = ReplicaIndex(b)
+    store = GalleryStore(replica, "g")
+    follower = start_follower(b, replica)
+    errors: list[str] = []
+    searches = [0]
+    stop = time.monotonic() + 2.0
+    query = rng.random((2, 16), dtype=np.float32)
+
+    def search() -> None:
+        while time.monotonic() < stop:
+            try:
+                found = store.nearest(query, 3)
+                assert all(len(m) == 3 and m[0].name is not None for m in found)
+                searches[0] += 1
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=search) for _ in range(3)]
+    for t in threads:
+        t.start()
+    i = 50
+    while time.monotonic() < stop:  # enroll one, remove the previous one: 50 persons stay
+        a.add_photos("g", f"p{i}", rng.random((1, 16), dtype=np.float32), model_id="m")
+        a.delete_person("g", a.find_person("g", f"p{i - 50}").id)  # type: ignore[union-attr]
+        i += 1
+    for t in threads:
+        t.join(timeout=30)
+    assert follower is not None
+    follower.stop()
+    assert not errors, errors[:3]
+    assert searches[0] > 0 and i > 55
+    a.close()
+    b.close()
