@@ -211,25 +211,35 @@ def server(db: str, workers: int, cpus: list[int], folder: Path) -> Iterator[str
 
 
 class Load:
-    """Clients posting photos to /identify; counts replies, errors, latencies and names."""
+    """Clients posting photos to /identify; counts replies, errors, latencies and names.
+
+    The ``clients`` HTTP clients are made once and kept (with their keep-alive connections)
+    across phases, so no phase pays for opening clients or connections.
+    """
 
     def __init__(self, url: str, key: str, photos: list[bytes], clients: int):
+        import httpx
+
         self.url, self.key, self.photos, self.clients = url, key, photos, clients
         self.errors = 0
         self.lost = 0
         self.names: dict[int, list] = {}
         self.lock = threading.Lock()
+        self.http = [httpx.Client(timeout=60) for _ in range(clients)]
 
-    def _post(self, client, i: int) -> bool:
+    def close(self) -> None:
+        for http in self.http:
+            http.close()
+
+    def _post(self, c: int, i: int) -> bool:
         import httpx
 
         j = i % len(self.photos)
         try:
-            r = client.post(
+            r = self.http[c].post(
                 self.url + "/api/v1/identify",
                 files={"file": (f"{j}.jpg", self.photos[j], "image/jpeg")},
                 headers={"X-API-Key": self.key},
-                timeout=60,
             )
         except httpx.HTTPError as exc:
             log.warning("request %d: %s", i, exc)
@@ -246,67 +256,57 @@ class Load:
             ]
         return True
 
+    def _run(self, work) -> None:
+        threads = [threading.Thread(target=work, args=(c,)) for c in range(self.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
     def closed_loop(self, seconds: float) -> float:
         """Every client sends its next request as soon as the last one answers; returns req/s."""
-        import httpx
-
         done = [0] * self.clients
         stop = time.perf_counter() + seconds
 
         def client(c: int) -> None:
-            with httpx.Client() as http:
-                i = c
-                while time.perf_counter() < stop:
-                    if self._post(http, i):
-                        done[c] += 1
-                    i += self.clients
+            i = c
+            while time.perf_counter() < stop:
+                if self._post(c, i):
+                    done[c] += 1
+                i += self.clients
 
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(c,)) for c in range(self.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        self._run(client)
         return sum(done) / (time.perf_counter() - t0)
 
     def sequential(self, n: int) -> np.ndarray:
         """One client, one request at a time: the service time (ms) of an unbatched request."""
-        import httpx
-
         out = []
-        with httpx.Client() as http:
-            for i in range(n):
-                t0 = time.perf_counter()
-                if self._post(http, i):
-                    out.append((time.perf_counter() - t0) * 1e3)
+        for i in range(n):
+            t0 = time.perf_counter()
+            if self._post(0, i):
+                out.append((time.perf_counter() - t0) * 1e3)
         return np.array(out)
 
     def open_loop(self, rate: float, n: int) -> np.ndarray:
         """``n`` requests due at a fixed ``rate``; latency (ms) from due time to reply."""
-        import httpx
-
         latencies: list[float] = []
         counter = iter(range(n))
         t0 = time.perf_counter() + 0.05
 
-        def client() -> None:
-            with httpx.Client() as http:
-                while True:
+        def client(c: int) -> None:
+            while True:
+                with self.lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                due = t0 + i / rate
+                time.sleep(max(0.0, due - time.perf_counter()))
+                if self._post(c, i):
                     with self.lock:
-                        i = next(counter, None)
-                    if i is None:
-                        return
-                    due = t0 + i / rate
-                    time.sleep(max(0.0, due - time.perf_counter()))
-                    if self._post(http, i):
-                        with self.lock:
-                            latencies.append((time.perf_counter() - due) * 1e3)
+                        latencies.append((time.perf_counter() - due) * 1e3)
 
-        threads = [threading.Thread(target=client) for _ in range(self.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        self._run(client)
         return np.array(latencies)
 
 
@@ -383,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                 p50, p99 = np.percentile(lat, [50, 99]) if len(lat) else (np.nan, np.nan)
                 lost = load.lost + max(0, total - count_persons(url, key))
                 mismatches = sum(load.names.get(j) != peer_names[j] for j in range(len(photos)))
+                load.close()
     ratio = server_rps / peer_pps
     print(
         f"RESULT bench=serve backend={args.backend} persons={args.persons} peer={peer_name()} "
