@@ -125,6 +125,7 @@ def _peer_worker(db: str, photos: list[str], rounds: int, cpus: list[int], out) 
     import torch
 
     torch.set_num_threads(1)
+    from cnnkit.face import identify_image
     from cnnkit.face.pipeline import default_encoder
     from cnnkit.serve.replica import GalleryStore, ReplicaIndex
     from cnnkit.serve.storage import open_storage
@@ -132,46 +133,16 @@ def _peer_worker(db: str, photos: list[str], rounds: int, cpus: list[int], out) 
     encoder = default_encoder()
     storage = open_storage(db)
     store = GalleryStore(ReplicaIndex(storage), GALLERY)
-    identify = peer_function()
-    names = [identify(store, p, encoder) for p in photos[:2]]  # warm-up
+
+    def identify(path: str) -> list[str | None]:
+        return [f.name for f in identify_image(store, path, encoder=encoder)]
+
+    names = [identify(p) for p in photos[:2]]  # warm-up
     t0 = time.perf_counter()
     for _ in range(rounds):
-        names = [identify(store, p, encoder) for p in photos]
+        names = [identify(p) for p in photos]
     out.put((len(photos) * rounds, time.perf_counter() - t0, names))
     storage.close()
-
-
-def peer_function():
-    """``identify(store, path, encoder) -> names``: the library's ``identify_image``.
-
-    Until the face use cases (``cnnkit.face.identify_image``) are merged, the same steps from
-    the pipeline's public functions: ``faces`` (detect, align, embed) then ``store.nearest``.
-    """
-    import cnnkit.face
-
-    identify_image = getattr(cnnkit.face, "identify_image", None)
-    if identify_image is not None:
-        return lambda store, path, encoder: [
-            f.name for f in identify_image(store, path, encoder=encoder)
-        ]
-    from cnnkit.face.detection import load_image
-    from cnnkit.face.pipeline import faces
-
-    def fallback(store, path, encoder):
-        found = faces(load_image(path), encoder=encoder)
-        if not found:
-            return []
-        tau = store.tolerance()
-        near = store.nearest(np.stack([f.embedding for f in found]), 1)
-        return [m[0].name if m[0].distance <= tau else None for m in near]
-
-    return fallback
-
-
-def peer_name() -> str:
-    import cnnkit.face
-
-    return "identify_image" if hasattr(cnnkit.face, "identify_image") else "faces+nearest"
 
 
 def run_peer(db: str, photos: list[Path], procs: int, cpus: list[int], rounds: int):
@@ -365,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                 enroll_via_api(url, key, enrolled)
                 total = args.persons + len(enrolled)
                 rounds = max(1, int(np.ceil(40 / len(photos))))
-                log.info("peer: %s on %d photos x %d rounds", peer_name(), len(photos), rounds)
+                log.info("peer: identify_image on %d photos x %d rounds", len(photos), rounds)
                 peer_before, peer_names = run_peer(db, photos, procs, worker_cpus, rounds)
                 log.info("peer: %.2f photos/s", peer_before)
                 load = Load(url, key, blobs, args.clients)
@@ -386,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                 load.close()
     ratio = server_rps / peer_pps
     print(
-        f"RESULT bench=serve backend={args.backend} persons={args.persons} peer={peer_name()} "
+        f"RESULT bench=serve backend={args.backend} persons={args.persons} peer=identify_image "
         f"clients={args.clients} procs={procs} photos={len(photos)} peer_pps={peer_pps:.2f} "
         f"server_rps={server_rps:.2f} throughput_ratio={ratio:.2f} p50_ms={p50:.1f} "
         f"p99_ms={p99:.1f} p99_over_p50={p99 / p50:.2f} half_rps={half_rps:.2f} "
