@@ -100,11 +100,13 @@ def test_float32_error_bound_against_float64_naive(algorithm, c):
 
 
 def test_small_chunks_and_blocks_give_the_same_result(monkeypatch, rng):
-    """Bands of tile rows, several images per chunk and many transform blocks all agree."""
+    """Bands of tile rows, several images per chunk, many transform blocks, and V with or
+    without its spare tiles all agree."""
     x, wt = rng.standard_normal((3, 5, 23, 19)), rng.standard_normal((4, 5, 3, 3))
     g = rng.standard_normal((3, 4, 23, 19))
     ref = _torch(x, wt, np.zeros(4), 1, g)
-    for min_cols, block in ((40, 7), (200, 33), (1, 5)):
+    for min_cols, block, compact_from in ((40, 7, 0.2), (200, 33, 1.0), (1, 5, 0.0)):
+        monkeypatch.setattr(wg, "COMPACT_FROM", compact_from)  # V compacted, wide, compacted
         monkeypatch.setattr(wg, "CHUNK_MIN_COLS", min_cols)
         monkeypatch.setattr(wg, "CHUNK_BYTES", 1)
         monkeypatch.setattr(wg, "BLOCK", block)
@@ -165,3 +167,42 @@ def test_bad_algorithm_requests_raise_shape_error(kwargs, message, rng):
         conv2d(x, w, **kwargs)
     with pytest.raises(ShapeError, match="needs a 3x3 filter"):
         conv2d(x, rng.standard_normal((2, 2, 5, 5)), padding=2, algorithm="winograd")
+
+
+@pytest.mark.parametrize("compact_from", [0.0, 1.0])
+def test_forward_keeps_v_for_wide_layers_and_backward_reuses_it(compact_from, monkeypatch, rng):
+    """From WINOGRAD_KEEP_V_FROM output channels the cache holds V (compacted or wide); the
+    gradients it gives equal torch's, and a backward forced to another tile size recomputes V."""
+    from cnnkit.conv.plan import WINOGRAD_KEEP_V_FROM
+
+    monkeypatch.setattr(wg, "COMPACT_FROM", compact_from)
+
+    k = WINOGRAD_KEEP_V_FROM
+    x, wt = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((k, 3, 3, 3))
+    b = rng.standard_normal(k)
+    y, cache = conv2d_forward(x, wt, b, 1, 1, algorithm="winograd4")
+    assert cache.wino_v is not None and len(cache.wino_v) > 0
+    assert conv2d_forward(x, wt[: k - 1], b[: k - 1], 1, 1, "winograd4")[1].wino_v is None
+    g = rng.standard_normal(y.shape)
+    ref = _torch(x, wt, b, 1, g)
+    for algorithm in ("auto", "winograd2"):
+        got = conv2d_backward(g, cache, algorithm=algorithm)
+        for mine, want in zip((y, *got), ref, strict=True):
+            np.testing.assert_allclose(mine, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_two_by_two_filters_f_m_2_match_torch(m, rng):
+    """F(m x m, 2 x 2): the same code with alpha = m + 1 (r = 2), forward and weight gradient."""
+    bt, g, at = wg.toom_cook(m, 2)
+    d, f = rng.standard_normal(m + 1), rng.standard_normal(2)
+    np.testing.assert_allclose(at @ ((g @ f) * (bt @ d)), np.correlate(d, f, "valid"), 1e-12)
+    x, wt = rng.standard_normal((2, 3, 11, 9)), rng.standard_normal((4, 3, 2, 2))
+    tx, tw = (torch.tensor(a, requires_grad=True) for a in (x, wt))
+    y_ref = torch.nn.functional.conv2d(tx, tw, padding=1)
+    dy = rng.standard_normal(y_ref.shape)
+    y_ref.backward(torch.tensor(dy))
+    y = wg.conv2d_winograd(x, wt, None, (1, 1, 1, 1), m)
+    np.testing.assert_allclose(y, y_ref.detach().numpy(), rtol=1e-9, atol=1e-9)
+    dw = wg.conv2d_winograd_grad_weight(dy, x, (1, 1, 1, 1), m, r=2)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-9, atol=1e-9)

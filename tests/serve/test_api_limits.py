@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import httpx
 import numpy as np
@@ -15,7 +16,12 @@ from tests.serve.server import Server
 def test_health_ready_docs_metrics(server: Server) -> None:
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{server.url}/readyz").json()["status"] == "ready"
-    assert "swagger" in httpx.get(f"{server.url}/docs").text.lower()
+    page = httpx.get(f"{server.url}/docs").text
+    assert "swagger" in page.lower() and "cdn" not in page  # offline: assets from the package
+    assets = re.findall(r'(?:src|href)="(/docs-assets/[^"]+)"', page)
+    assert len(assets) >= 2  # the script and the style sheet
+    for asset in assets:
+        assert httpx.get(f"{server.url}{asset}").status_code == 200, asset
     spec = httpx.get(f"{server.url}/openapi.json").json()
     for path in ("/api/v1/persons", "/api/v1/identify", "/api/v1/verify", "/api/v1/info"):
         assert path in spec["paths"]

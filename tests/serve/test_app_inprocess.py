@@ -102,3 +102,10 @@ def test_a_full_queue_maps_to_503_with_retry_after(tmp_path: Path) -> None:
         r = client.get("/probe")
         assert "queue is full" in is_problem(r, 503, "busy")["detail"]
         assert r.headers["Retry-After"] == "3"
+
+
+def test_requests_beyond_max_pending_are_503_at_once(tmp_path: Path) -> None:
+    client, key = _client(tmp_path, max_pending=0, load_models=False)
+    with client:
+        r = client.get("/api/v1/persons", headers=key)
+        assert "waiting" in is_problem(r, 503, "busy")["detail"] and r.headers["Retry-After"]

@@ -116,24 +116,69 @@ def test_change_feed_and_audit(storage, rng) -> None:
     assert storage.get_meta("g")["tau"] == "0.5"
 
 
+def _brute_force(q: np.ndarray, gallery: dict[str, np.ndarray], k: int) -> list[list[tuple]]:
+    """Reference: each person's nearest descriptor, the k nearest persons, by plain NumPy."""
+    out = []
+    for v in q:
+        d = {n: float(np.sqrt(((x - v) ** 2).sum(1)).min()) for n, x in gallery.items()}
+        out.append(sorted(d.items(), key=lambda item: item[1])[:k])
+    return out
+
+
+def _check(store: GalleryStore, q: np.ndarray, gallery: dict[str, np.ndarray]) -> None:
+    found = store.nearest(q, k=3)
+    for row, expected in zip(found, _brute_force(q, gallery, 3), strict=True):
+        assert [m.name for m in row] == [n for n, _ in expected]
+        # float32 ||q||^2 + ||x||^2 - 2 q.x: about 1e-2 absolute error at distance 0
+        got = [m.distance for m in row]
+        np.testing.assert_allclose(got, [d for _, d in expected], rtol=1e-4, atol=1e-2)
+
+
 def test_gallery_store_is_a_person_store_and_searches_exactly(storage, rng) -> None:
     store = GalleryStore(ReplicaIndex(storage, sync_interval=0), "g")
     assert isinstance(store, PersonStore)
     x = _vectors(rng, 60)
-    for p in range(20):
-        store.add(f"p{p:02d}", x[3 * p : 3 * p + 3], model_id="m")
+    gallery = {f"p{p:02d}": x[3 * p : 3 * p + 3] for p in range(20)}
+    for name, vectors in gallery.items():
+        store.add(name, vectors, model_id="m")
     q = _vectors(rng, 5)
-    found = store.nearest(q, k=3)
-    # Reference: brute-force distances, each person's nearest descriptor.
-    d = np.sqrt(((q[:, None, :] - x[None, :, :]) ** 2).sum(-1)).reshape(5, 20, 3).min(-1)
-    for row, dist in zip(found, d, strict=True):
-        order = np.argsort(dist)[:3]
-        assert [m.name for m in row] == [f"p{i:02d}" for i in order]
-        np.testing.assert_allclose([m.distance for m in row], dist[order], rtol=1e-4)
-    assert store.distance_to(q[0], "p03") == pytest.approx(float(d[0, 3]), rel=1e-4)
+    _check(store, q, gallery)  # one index over everybody
+    # Changes after the index was built: searched in the delta, their old rows skipped.
+    for name in ("p03", "p07", "p11"):
+        store.remove(name)
+        del gallery[name]
+    more = _vectors(rng, 4)
+    store.add("new1", more[:2], model_id="m")
+    store.add("p05", more[2:], model_id="m")
+    gallery["new1"] = more[:2]
+    gallery["p05"] = np.concatenate([gallery["p05"], more[2:]])
+    store.rename("p00", "zero")
+    gallery["zero"] = gallery.pop("p00")
+    _check(store, np.concatenate([q, more]), gallery)
+    assert store.distance_to(q[0], "p04") == pytest.approx(
+        float(np.sqrt(((gallery["p04"] - q[0]) ** 2).sum(1)).min()), rel=1e-4
+    )
     assert store.tolerance() == 0.6 and store.tolerance(0.4) == 0.4
     empty = GalleryStore(ReplicaIndex(storage), "empty")
     assert empty.search(q[:2])[0].name is None
+
+
+def test_the_base_index_is_rebuilt_after_many_changes(storage, rng) -> None:
+    store = GalleryStore(ReplicaIndex(storage, sync_interval=0), "g")
+    x = _vectors(rng, 80)
+    gallery = {}
+    for i in range(80):  # each search in between sees a bigger delta, then a rebuilt base
+        store.add(f"p{i}", x[i : i + 1], model_id="m")
+        gallery[f"p{i}"] = x[i : i + 1]
+        if i % 10 == 0:
+            _check(store, x[:3] + 0.01, gallery)
+    for i in range(0, 80, 2):
+        store.remove(f"p{i}")
+        del gallery[f"p{i}"]
+    _check(store, x[:6] + 0.01, gallery)
+    for i in range(1, 80, 2):
+        store.remove(f"p{i}")
+    assert store.search(x[:2])[0].name is None
 
 
 def test_a_second_replica_follows_the_feed(storage_url: str, rng) -> None:

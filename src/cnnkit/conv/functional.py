@@ -23,7 +23,8 @@ How it is computed, without a Python loop over pixels (layout in :mod:`cnnkit.co
   im2col, [dW | db] = dZ @ cols^T and dcols = W^T @ dZ is added back window by window (col2im).
 * "winograd" (3x3, stride 1, float32, >= 32 channels in and out; :mod:`cnnkit.conv.winograd`):
   F(m x m, 3 x 3) tiles, (m + 2)^2 GEMMs of n_C x n_C_prev by tiles; dx is the Winograd
-  convolution of dZ with the flipped, transposed filter, dW comes from the transformed tiles.
+  convolution of dZ with the flipped, transposed filter, dW comes from the transformed tiles
+  (those of the forward, which keeps them for layers with >= 128 output channels).
   ``algorithm="direct"`` keeps the exact paths above (the rules are in :mod:`cnnkit.conv.plan`).
 """
 
@@ -36,6 +37,7 @@ import numpy as np
 
 from cnnkit.conv.blas import gemm
 from cnnkit.conv.plan import (
+    WINOGRAD_KEEP_V_FROM,
     ConvPlan,
     choose_algorithm,
     from_phases,
@@ -95,6 +97,7 @@ class ConvCache:
     has_bias: bool
     x: np.ndarray | None = None  # the input itself (not a copy), for the Winograd backward
     tile: int = 0  # m of the Winograd F(m x m, 3 x 3) forward, 0 for the direct paths
+    wino_v: list[np.ndarray] | None = None  # the forward's transformed input V, per chunk
 
 
 def _w_offsets(weight: np.ndarray) -> np.ndarray:
@@ -162,8 +165,9 @@ def conv2d_forward(
             raise ShapeError(f"bias must have shape ({plan.c_out},), got {bias.shape}")
     tile = choose_algorithm(plan, dt, algorithm)
     if tile:
-        out = conv2d_winograd(x, weight, bias, plan.pad4, tile)
-        return out, ConvCache(None, None, None, weight, plan, bias is not None, x, tile)
+        keep: list[np.ndarray] | None = [] if plan.c_out >= WINOGRAD_KEEP_V_FROM else None
+        out = conv2d_winograd(x, weight, bias, plan.pad4, tile, keep)
+        return out, ConvCache(None, None, None, weight, plan, bias is not None, x, tile, keep)
     out, cache = (_forward_im2col if plan.im2col else _forward_offsets)(x, weight, bias, plan)
     cache.x = x
     return out, cache
@@ -373,7 +377,8 @@ def _backward_winograd(dout: np.ndarray, cache: ConvCache, m: int):
     w_flip = np.ascontiguousarray(wt[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     pad_dx = (2 - plan.pad4[0], 2 - plan.pad4[1], 2 - plan.pad4[2], 2 - plan.pad4[3])
     dx = conv2d_winograd(dout, w_flip, None, pad_dx, m)
-    dw = conv2d_winograd_grad_weight(dout, x, plan.pad4, m)
+    kept = cache.wino_v if cache.tile == m else None  # V of the forward's own tile size
+    dw = conv2d_winograd_grad_weight(dout, x, plan.pad4, m, kept=kept)
     db = dout.sum(axis=(0, 2, 3)) if cache.has_bias else None
     return dx, dw, db
 

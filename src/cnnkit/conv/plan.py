@@ -266,6 +266,12 @@ WINOGRAD_MIN_CHANNELS = 32
 # there on (28x28 to 112x112: 0.63-0.9x of direct, forward and backward).
 WINOGRAD_MIN_SIZE = 10
 F4_FROM = 16
+# The forward keeps its transformed input V for the weight gradient (which then skips the phase
+# split and the input transform: 256x14x14 dW 17 -> 12 ms) from this many output channels on.
+# V is 2.25-4 n_C_prev floats per output pixel in fresh memory: with few output channels, i.e.
+# little GEMM work per kept element, writing it costs the forward more than the backward saves
+# (64x56x56 -> 64: forward 18 -> 23 ms, dW 21 -> 14 ms; 256x14x14 -> 256: forward unchanged).
+WINOGRAD_KEEP_V_FROM = 128
 #: float64 keeps the exact direct path under "auto" (it is the precise mode); "winograd" forces.
 WINOGRAD_DTYPES = (np.dtype(np.float32),)
 ALGORITHMS = ("auto", "direct", "winograd", "winograd2", "winograd4", "winograd6")

@@ -43,8 +43,10 @@ image) so that the transformed tiles stay in the CPU's cache. A chunk of the pad
 into its m x m phases, phase (a, b) holding x_pad[t m + a, u m + b] at (t, u), flattened
 channel-major over (n_C_prev, images, tH + 1, tW + 1): input-tile element (i, j) of every tile is
 then phase (i % m, j % m) shifted by (i // m) (tW + 1) + j // m columns (the "wide" trick of
-:mod:`cnnkit.conv.plan`; the spare row and column of tiles are cropped at the end). Each 1-D pass
-of a transform is then one small GEMM (B^T times alpha such rows) over blocks of columns.
+:mod:`cnnkit.conv.plan`). Each 1-D pass of a transform is then one small GEMM (B^T times alpha
+such rows) over blocks of columns. V is then copied without the spare row and column of tiles
+(one copy: on a 7 x 7 tile grid they are 31% of the wide columns, which the GEMMs, the output
+transform and the weight gradient would otherwise compute for nothing).
 """
 
 from __future__ import annotations
@@ -58,12 +60,13 @@ import numpy as np
 from cnnkit.conv.plan import phase_axis, scratch
 from cnnkit.conv.shapes import Pad4
 
-#: Interpolation points of F(m, 3) (plus the point at infinity).
-POINTS: dict[int, tuple[Fraction, ...]] = {
-    2: tuple(Fraction(p) for p in (0, 1, -1)),
-    4: tuple(Fraction(p) for p in (0, 1, -1, 2, -2)),
-    6: tuple(Fraction(p) for p in (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))),
-}
+#: Interpolation points, in the order they are used (plus the point at infinity): F(m, r)
+#: takes the first m + r - 2, so F(2, 3) uses 0, 1, -1, F(4, 3) adds 2, -2, F(6, 3) 1/2, -1/2;
+#: F(4, 2) (a 2 x 2 filter, e.g. a stride-2 3x3 layer split into its stride phases, which
+#: measured slower than the direct path: docs/conv.md) uses 0, 1, -1, 2.
+POINTS: tuple[Fraction, ...] = tuple(
+    Fraction(p) for p in (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
+)
 #: Columns of a chunk's wide layout that the GEMMs should see at least / the transforms at most.
 CHUNK_MIN_COLS = 256
 CHUNK_BYTES = 2**20
@@ -79,7 +82,7 @@ def _poly_mul(a: list[Fraction], b: list[Fraction]) -> list[Fraction]:
 
 @functools.cache
 def toom_cook(m: int, r: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(B^T, G, A^T) of F(m, r) from the points in POINTS[m], exact in rationals, as float64.
+    """(B^T, G, A^T) of F(m, r) from the first m + r - 2 POINTS, exact in rationals, as float64.
 
     Linear convolution s = h * g (h: m taps, g: r taps, s: alpha = m + r - 1 taps) is evaluation
     at the points a_i (h(a_i) = A h, g(a_i) / f_i = G g with f_i = prod_{j != i} (a_i - a_j)),
@@ -88,10 +91,10 @@ def toom_cook(m: int, r: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     prod_{j != i} (x - a_j), the last column those of prod_j (x - a_j). Correlation is the
     transpose of convolution in h, so y = A^T [(G g) * (C^T d)], i.e. B^T = C^T.
     """
-    pts = POINTS[m]
     alpha = m + r - 1
-    if len(pts) != alpha - 1:
-        raise ValueError(f"F({m}, {r}) needs {alpha - 1} finite points, got {len(pts)}")
+    if not 1 <= alpha - 1 <= len(POINTS) or r < 2:
+        raise ValueError(f"F({m}, {r}) needs {alpha - 1} finite points, have {len(POINTS)}")
+    pts = POINTS[: alpha - 1]
     bt = np.zeros((alpha, alpha))
     g = np.zeros((alpha, r))
     at = np.zeros((m, alpha))
@@ -140,7 +143,9 @@ def tiles(out_h: int, out_w: int, m: int) -> tuple[int, int]:
     return -(-out_h // m), -(-out_w // m)
 
 
-def chunks(n: int, t_h: int, t_w: int, channels: int, m: int, itemsize: int) -> list[Chunk]:
+def chunks(
+    n: int, t_h: int, t_w: int, channels: int, m: int, itemsize: int, r: int = 3
+) -> list[Chunk]:
     """Split (images, tile rows) so a chunk's transformed tiles stay near CHUNK_BYTES.
 
     A chunk holds whole images when one image's tiles are small, else a band of tile rows of one
@@ -148,7 +153,7 @@ def chunks(n: int, t_h: int, t_w: int, channels: int, m: int, itemsize: int) -> 
     Smaller chunks measured faster (the transforms stay in cache), also for the weight gradient,
     whose GEMMs sum over the columns.
     """
-    alpha = m + 2
+    alpha = m + r - 1
     cols = max(CHUNK_MIN_COLS, CHUNK_BYTES // (alpha * alpha * channels * itemsize))
     per_image = (t_h + 1) * (t_w + 1)
     if per_image <= cols:
@@ -168,45 +173,70 @@ def chunks(n: int, t_h: int, t_w: int, channels: int, m: int, itemsize: int) -> 
 
 #: Columns per block of the transforms: a block's operands stay in the L1/L2 cache.
 BLOCK = 4096
+#: V is compacted (spare tiles dropped) when they are at least this fraction of the wide columns:
+#: 7x7 tile grids (31% spare, 14x14 layers with F(2, 3)) gained 5-10% in the forward, 14x14
+#: grids (13%, 56x56 layers with F(4, 3)) lost about as much to the copy (docs/conv.md).
+COMPACT_FROM = 0.2
 
 
 class Workspace:
-    """Scratch buffers of one chunk (cols wide-layout columns), reused across chunks and calls
-    (cnnkit.conv.plan.scratch: fresh pages cost a page fault on first touch)."""
+    """Scratch buffers of one chunk of ``images`` x ``rows`` x tW tiles, reused across chunks and
+    calls (cnnkit.conv.plan.scratch: fresh pages cost a page fault on first touch).
 
-    def __init__(self, m: int, c: int, k: int, cols: int, t_w: int, dtype: np.dtype) -> None:
-        alpha = m + 2
-        self.m, self.cols, self.t_w = m, cols, t_w
-        bt, _, at = toom_cook(m)
+    The input side is wide, cols = images (rows + 1) (tW + 1) columns (the spare row and column
+    of tiles that the shifted phases need). When the spare tiles are at least COMPACT_FROM of
+    them, V is copied to the tiles' tcols = images rows tW columns, so that the GEMMs and the
+    output side do no spare work; ``grid`` is the (rows, columns) of tiles they see.
+    """
+
+    def __init__(
+        self, m: int, c: int, k: int, ch: Chunk, t_w: int, dtype: np.dtype, r: int = 3
+    ) -> None:
+        alpha = m + r - 1
+        cols = ch.images * (ch.rows + 1) * (t_w + 1)
+        self.m, self.alpha, self.cols, self.t_w, self.ch = m, alpha, cols, t_w, ch
+        self.compact = 1 - ch.rows * t_w / ((ch.rows + 1) * (t_w + 1)) >= COMPACT_FROM
+        self.grid = (ch.rows, t_w) if self.compact else (ch.rows + 1, t_w + 1)
+        self.tcols = ch.images * self.grid[0] * self.grid[1]
+        bt, _, at = toom_cook(m, r)
         self.bt, self.at, self.a = (np.ascontiguousarray(t, dtype) for t in (bt, at, at.T))
         # input rows: zr[b, i] = phase (i % m, b) shifted by i // m tile rows
         self.zr = scratch("wg_z", (m, alpha, c * cols), dtype)
-        self.v = scratch("wg_v", (alpha * alpha, c, cols), dtype)  # V = B^T d B
-        self.mm = scratch("wg_m", (alpha * alpha, k, cols), dtype)  # M = U V (or dYt)
-        self.o = scratch("wg_o", (m, k * cols, m), dtype)  # A^T M A (or dZ), see output_transform
+        self.v = scratch("wg_v", (alpha * alpha, c, cols), dtype)  # V = B^T d B, wide
+        self.vt = (  # V of the GEMMs
+            scratch("wg_vt", (alpha * alpha, c, self.tcols), dtype) if self.compact else self.v
+        )
+        self.mm = scratch("wg_m", (alpha * alpha, k, self.tcols), dtype)  # M = U V (or dYt)
+        self.o = scratch("wg_o", (m, k * self.tcols, m), dtype)  # A^T M A (or dZ), see
+        # output_transform
         self.stage = scratch("wg_s", (alpha * alpha * (BLOCK + 1),), dtype)  # between the passes
 
 
 def input_transform(ws: Workspace, c: int) -> np.ndarray:
-    """V (alpha^2, C, cols) = B^T d B for every tile of the input rows in ws.zr, block by block.
+    """V (alpha^2, C, tcols) = B^T d B for every tile of the input rows in ws.zr, block by block.
 
     Rows first, R[xi, j] = sum_i B^T[xi, i] zr[j, i] (j < m: the column phases), then columns,
     V[xi, nu] = sum_j B^T[nu, j] R[xi, j] with R[xi, j] for j >= m being R[xi, j - m] shifted by
     one column (the next tile's first columns).
     """
     m, t_w = ws.m, ws.t_w
-    alpha, size = m + 2, c * ws.cols
+    alpha, size = ws.alpha, c * ws.cols
     total = size - (t_w + 1) - 1  # the last valid column comes before this
     vf = ws.v.reshape(alpha, alpha, size)
     vf[:, :, total:] = 0
     for lo in range(0, total, BLOCK):
         n = min(BLOCK, total - lo)
-        r = ws.stage[: alpha * alpha * (n + 1)].reshape(alpha, alpha, n + 1)  # R[xi, j]
+        rr = ws.stage[: alpha * alpha * (n + 1)].reshape(alpha, alpha, n + 1)  # R[xi, j]
         # (m_b, alpha_i, n+1) -> R[:, b] for b < m
-        np.matmul(ws.bt, ws.zr[:, :, lo : lo + n + 1], out=r[:, :m].transpose(1, 0, 2))
-        r[:, m:, :n] = r[:, : alpha - m, 1:]
-        np.matmul(ws.bt, r[:, :, :n], out=vf[:, :, lo : lo + n])
-    return ws.v
+        np.matmul(ws.bt, ws.zr[:, :, lo : lo + n + 1], out=rr[:, :m].transpose(1, 0, 2))
+        rr[:, m:, :n] = rr[:, : alpha - m, 1:]
+        np.matmul(ws.bt, rr[:, :, :n], out=vf[:, :, lo : lo + n])
+    if not ws.compact:
+        return ws.v
+    ch, t_w, a2 = ws.ch, ws.t_w, alpha * alpha
+    wide = ws.v.reshape(a2, c, ch.images, ch.rows + 1, t_w + 1)[:, :, :, : ch.rows, :t_w]
+    np.copyto(ws.vt.reshape(a2, c, ch.images, ch.rows, t_w), wide)
+    return ws.vt
 
 
 def extend_rows(ws: Workspace, c: int) -> None:
@@ -216,14 +246,14 @@ def extend_rows(ws: Workspace, c: int) -> None:
 
 
 def output_transform(ws: Workspace, k: int) -> np.ndarray:
-    """O (m, K cols, m) = A^T M A for every tile of ws.mm (alpha^2, K, cols).
+    """O (m, K tcols, m) = A^T M A for every tile of ws.mm (alpha^2, K, tcols).
 
-    O[r, p, q] is output pixel (r, q) of the tile in wide column p: the last axis interleaves the
-    m columns of a tile, so that O[r] reads as (K, images, rows + 1, (tW + 1) m): whole output
+    O[r, p, q] is output pixel (r, q) of the tile in column p: the last axis interleaves the
+    m columns of a tile, so that O[r] reads as (K, images, rows, tW m): whole output
     rows, which the caller copies out with long contiguous runs.
     """
     m = ws.m
-    alpha, size = m + 2, k * ws.cols
+    alpha, size = ws.alpha, k * ws.tcols
     mf = ws.mm.reshape(alpha, alpha, size)
     for lo in range(0, size, BLOCK):
         n = min(BLOCK, size - lo)
@@ -234,10 +264,10 @@ def output_transform(ws: Workspace, k: int) -> np.ndarray:
 
 
 def dz_transform(ws: Workspace, k: int) -> np.ndarray:
-    """dYt (alpha^2, K, cols) = A dY A^T for the m x m tiles of dZ in ws.o (as output_transform
+    """dYt (alpha^2, K, tcols) = A dY A^T for the m x m tiles of dZ in ws.o (as output_transform
     leaves O): the transpose of the output transform, for the weight gradient."""
     m = ws.m
-    alpha, size = m + 2, k * ws.cols
+    alpha, size = ws.alpha, k * ws.tcols
     dyt = ws.mm.reshape(alpha, alpha, size)
     for lo in range(0, size, BLOCK):
         n = min(BLOCK, size - lo)
@@ -252,7 +282,7 @@ def _phases(x: np.ndarray, ws: Workspace, ch: Chunk, pad4: Pad4) -> None:
     padded input, x_pad[t m + a, u m + b] at (t, u); then the rows a >= m (extend_rows)."""
     m, t_w = ws.m, ws.t_w
     c = x.shape[1]
-    zr6 = ws.zr.reshape(m, m + 2, c, ch.images, ch.rows + 1, t_w + 1)
+    zr6 = ws.zr.reshape(m, ws.alpha, c, ch.images, ch.rows + 1, t_w + 1)
     top, _, left, _ = pad4
     h, w = x.shape[2:]
     for a in range(m):
@@ -276,29 +306,31 @@ def _phases(x: np.ndarray, ws: Workspace, ch: Chunk, pad4: Pad4) -> None:
 
 
 def filter_transform(weight: np.ndarray, m: int) -> np.ndarray:
-    """U (alpha^2, n_C, n_C_prev) = G g G^T for every filter g = weight[c, c'] (3 x 3).
+    """U (alpha^2, n_C, n_C_prev) = G g G^T for every filter g = weight[c, c'] (r x r).
 
     As one GEMM: U[(a, b), (c, c')] = sum_{i, j} (G kron G)[(a, b), (i, j)] g[(c, c'), (i, j)].
     """
-    g = toom_cook(m)[1]
-    k, c = weight.shape[:2]
+    k, c, r = weight.shape[:3]
+    g = toom_cook(m, r)[1]
     u = np.matmul(
-        np.kron(g, g).astype(weight.dtype), np.ascontiguousarray(weight).reshape(k * c, 9).T
+        np.kron(g, g).astype(weight.dtype), np.ascontiguousarray(weight).reshape(k * c, r * r).T
     )
     return u.reshape(len(g) ** 2, k, c)
 
 
-def filter_transform_grad(du: np.ndarray, m: int) -> np.ndarray:
-    """dW (n_C, n_C_prev, 3, 3) = G^T dU G from dU (alpha^2, n_C, n_C_prev): the transpose of
+def filter_transform_grad(du: np.ndarray, m: int, r: int = 3) -> np.ndarray:
+    """dW (n_C, n_C_prev, r, r) = G^T dU G from dU (alpha^2, n_C, n_C_prev): the transpose of
     :func:`filter_transform`."""
-    g = toom_cook(m)[1]
+    g = toom_cook(m, r)[1]
     k, c = du.shape[1:]
     gg = np.kron(g, g).astype(du.dtype)
-    return np.matmul(du.reshape(len(g) ** 2, k * c).T, gg).reshape(k, c, 3, 3)
+    return np.matmul(du.reshape(len(g) ** 2, k * c).T, gg).reshape(k, c, r, r)
 
 
-def _workspace(ch: Chunk, m: int, c: int, k: int, t_w: int, dtype: np.dtype) -> Workspace:
-    return Workspace(m, c, k, ch.images * (ch.rows + 1) * (t_w + 1), t_w, dtype)
+def _workspace(
+    ch: Chunk, m: int, c: int, k: int, t_w: int, dtype: np.dtype, r: int = 3
+) -> Workspace:
+    return Workspace(m, c, k, ch, t_w, dtype, r)
 
 
 def _out_slices(ch: Chunk, r: int, q: int, m: int, out_h: int, out_w: int):
@@ -309,58 +341,81 @@ def _out_slices(ch: Chunk, r: int, q: int, m: int, out_h: int, out_w: int):
 
 
 def conv2d_winograd(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, pad4: Pad4, m: int
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    pad4: Pad4,
+    m: int,
+    keep: list[np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Z (m_b, n_C, n_H, n_W) of a stride-1 3x3 convolution by F(m x m, 3 x 3).
+    """Z (m_b, n_C, n_H, n_W) of a stride-1 r x r convolution by F(m x m, r x r).
 
-    x is (m_b, n_C_prev, n_H_prev, n_W_prev), weight (n_C, n_C_prev, 3, 3), bias (n_C,) or None,
-    pad4 = (top, bottom, left, right) zeros.
+    x is (m_b, n_C_prev, n_H_prev, n_W_prev), weight (n_C, n_C_prev, r, r) with r = 3 (or 2:
+    F(m x m, 2 x 2), the same code with alpha = m + 1), bias (n_C,) or None, pad4 = (top,
+    bottom, left, right) zeros. With a list ``keep``, the transformed input V of every chunk is
+    appended to it (fresh arrays, not scratch), for
+    :func:`conv2d_winograd_grad_weight` to reuse.
     """
     n, c, h, w = x.shape
-    k = weight.shape[0]
-    out_h, out_w = h + pad4[0] + pad4[1] - 2, w + pad4[2] + pad4[3] - 2
+    k, r = weight.shape[0], weight.shape[2]
+    out_h, out_w = h + pad4[0] + pad4[1] - r + 1, w + pad4[2] + pad4[3] - r + 1
     t_h, t_w = tiles(out_h, out_w, m)
     u = filter_transform(weight, m)
     out = np.empty((n, k, out_h, out_w), dtype=x.dtype)
-    for ch in chunks(n, t_h, t_w, max(c, k), m, x.itemsize):
-        ws = _workspace(ch, m, c, k, t_w, x.dtype)
+    for ch in chunks(n, t_h, t_w, max(c, k), m, x.itemsize, r):
+        ws = _workspace(ch, m, c, k, t_w, x.dtype, r)
+        if keep is not None:
+            ws.vt = np.empty_like(ws.vt)  # a fresh V (compact, or wide: then the transform's own)
+            ws.v = ws.v if ws.compact else ws.vt
+            keep.append(ws.vt)
         _phases(x, ws, ch, pad4)
         np.matmul(u, input_transform(ws, c), out=ws.mm)
         if bias is not None:  # column 1 of A^T (point 1) is all ones: b on M[1, 1] adds b to Y
-            ws.mm[(m + 2) * 1 + 1] += bias[:, None]
+            ws.mm[ws.alpha * 1 + 1] += bias[:, None]
         o = output_transform(ws, k)
-        for r in range(m):
-            rs, _, nr, _ = _out_slices(ch, r, 0, m, out_h, out_w)
-            src = o[r].reshape(k, ch.images, ch.rows + 1, (t_w + 1) * m)[:, :, :nr, :out_w]
+        for row in range(m):
+            rs, _, nr, _ = _out_slices(ch, row, 0, m, out_h, out_w)
+            src = o[row].reshape(k, ch.images, ws.grid[0], ws.grid[1] * m)[:, :, :nr, :out_w]
             out[ch.n0 : ch.n1, :, rs] = src.transpose(1, 0, 2, 3)
     return out
 
 
-def conv2d_winograd_grad_weight(dout: np.ndarray, x: np.ndarray, pad4: Pad4, m: int) -> np.ndarray:
-    """dW (n_C, n_C_prev, 3, 3) = G^T [sum over tiles (A dY A^T) * (B^T d B)] G.
+def conv2d_winograd_grad_weight(
+    dout: np.ndarray,
+    x: np.ndarray,
+    pad4: Pad4,
+    m: int,
+    r: int = 3,
+    kept: list[np.ndarray] | None = None,
+) -> np.ndarray:
+    """dW (n_C, n_C_prev, r, r) = G^T [sum over tiles (A dY A^T) * (B^T d B)] G.
 
     The forward is linear in U = G g G^T with Y = A^T (U * V) A per tile, so
     dL/dU[xi, nu] (n_C, n_C_prev) = sum_tiles dYt[xi, nu] (n_C, P) @ V[xi, nu]^T (P, n_C_prev),
     alpha^2 GEMMs again, with dYt = A dY A^T (the m x m tile of dZ, zero outside the output).
+    ``kept``: the V chunks that :func:`conv2d_winograd` kept for this x (else V is recomputed).
     """
     n, c, h, w = x.shape
     k, out_h, out_w = dout.shape[1:]
     t_h, t_w = tiles(out_h, out_w, m)
-    alpha = m + 2
+    alpha = m + r - 1
     du = np.zeros((alpha * alpha, k, c), dtype=x.dtype)
-    for ch in chunks(n, t_h, t_w, max(c, k), m, x.itemsize):
-        ws = _workspace(ch, m, c, k, t_w, x.dtype)
-        _phases(x, ws, ch, pad4)
-        v = input_transform(ws, c)
-        dyp = ws.o  # (m, K cols, m): dZ in the layout of output_transform, zero elsewhere
+    for i, ch in enumerate(chunks(n, t_h, t_w, max(c, k), m, x.itemsize, r)):
+        ws = _workspace(ch, m, c, k, t_w, x.dtype, r)
+        if kept is not None:
+            v = kept[i]
+        else:
+            _phases(x, ws, ch, pad4)
+            v = input_transform(ws, c)
+        dyp = ws.o  # (m, K tcols, m): dZ in the layout of output_transform, zero elsewhere
         dyp.fill(0)
-        for r in range(m):
-            rs, _, nr, _ = _out_slices(ch, r, 0, m, out_h, out_w)
-            dst = dyp[r].reshape(k, ch.images, ch.rows + 1, (t_w + 1) * m)[:, :, :nr, :out_w]
+        for row in range(m):
+            rs, _, nr, _ = _out_slices(ch, row, 0, m, out_h, out_w)
+            dst = dyp[row].reshape(k, ch.images, ws.grid[0], ws.grid[1] * m)[:, :, :nr, :out_w]
             dst[...] = dout[ch.n0 : ch.n1, :, rs].transpose(1, 0, 2, 3)
         dz_transform(ws, k)
         if ch.n0 == 0 and ch.t0 == 0:
             np.matmul(ws.mm, v.transpose(0, 2, 1), out=du)
         else:
             du += np.matmul(ws.mm, v.transpose(0, 2, 1), out=scratch("wg_du", du.shape, x.dtype))
-    return filter_transform_grad(du, m)
+    return filter_transform_grad(du, m, r)

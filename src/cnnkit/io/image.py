@@ -13,6 +13,7 @@ import logging
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -139,13 +140,20 @@ def save_image(
     The format follows the suffix (PNG when unknown). Returns the path written.
     """
     path = Path(path)
-    img = array if isinstance(array, Image.Image) else Image.fromarray(to_uint8(np.asarray(array)))
     fmt = format or Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    buffer = io.BytesIO()
-    img.save(buffer, format=fmt)
+    data = encode_image(array, fmt)
     with atomic_write(path, "wb") as f:
-        f.write(buffer.getvalue())
+        f.write(data)
     return path
+
+
+def encode_image(array: np.ndarray | Image.Image, format: str = "PNG", **options: Any) -> bytes:
+    """An (H, W), (H, W, 3) or (H, W, 4) array (float in [0, 1] or uint8) as file bytes in memory
+    (PNG by default; ``options`` go to Pillow, e.g. ``quality=90`` for JPEG)."""
+    img = array if isinstance(array, Image.Image) else Image.fromarray(to_uint8(np.asarray(array)))
+    buffer = io.BytesIO()
+    img.save(buffer, format=format, **options)
+    return buffer.getvalue()
 
 
 def array_to_nchw(image: np.ndarray) -> np.ndarray:

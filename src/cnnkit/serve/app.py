@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from cnnkit import __version__
 from cnnkit.errors import first_line
 from cnnkit.serve import metrics as metrics_mod
-from cnnkit.serve import problems, uploads
+from cnnkit.serve import problems, uploads, webapp
 from cnnkit.serve.batching import BatchingEncoder
 from cnnkit.serve.config import ServeConfig
 from cnnkit.serve.follow import start_follower
@@ -107,6 +107,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         "(`cnnkit serve keys create --role admin|enroll|query`). Errors are RFC 9457 problem "
         "details (`application/problem+json`).",
         lifespan=lifespan,
+        docs_url=None,  # /docs is served below from the package's files, not a CDN
+        redoc_url=None,
     )
     app.state.config = config
     app.state.metrics = metrics_mod.Metrics()
@@ -158,11 +160,43 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
             )
         return JSONResponse({"status": "ready", "storage": state.storage.describe()})
 
+    _offline_docs(app)
+
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
     async def metrics(request: Request) -> Response:
         return request.app.state.metrics.render()
 
+    webapp.install(app)  # the browser app at /
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` from the files of the ``swagger-ui-bundle`` package: it works
+    offline (FastAPI's default page loads its script and style from a CDN)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # pragma: no cover - a declared dependency of the serve extra
+        log.warning("swagger-ui-bundle is missing: /docs needs a network to load its page")
+        swagger_ui_path = None
+    assets = "/docs-assets"
+    if swagger_ui_path is not None:
+        app.mount(assets, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        if swagger_ui_path is None:
+            return get_swagger_ui_html(openapi_url=app.openapi_url or "", title="cnnkit API")
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "",
+            title="cnnkit API",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon-32x32.png",
+        )
 
 
 def app_from_env() -> FastAPI:

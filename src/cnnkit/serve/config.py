@@ -23,6 +23,7 @@ class ServeConfig:
     max_pixels: int = 40_000_000  # larger images (decompression bombs) -> 413
     request_timeout: float = 30.0  # seconds of inference before 503 + Retry-After
     threads: int = 4  # inference threads (detection, alignment, search) off the event loop
+    max_pending: int = 64  # requests in or waiting for those threads; more -> 503 + Retry-After
     batch_size: int = 32  # micro-batch: at most B chips per encoder call ...
     batch_wait_ms: float = 5.0  # ... or what arrived within this many ms of the first
     queue_size: int = 256  # chips waiting for the encoder; more -> 503 + Retry-After

@@ -7,11 +7,13 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import Query, Request
+import numpy as np
+from fastapi import Query, Request, UploadFile
 
 from cnnkit.serve.auth import Principal
-from cnnkit.serve.problems import RequestTimeout
+from cnnkit.serve.problems import RequestTimeout, ServiceBusy
 from cnnkit.serve.replica import GalleryStore
+from cnnkit.serve.uploads import Upload, decode_rgb, read_upload
 
 T = TypeVar("T")
 
@@ -27,12 +29,18 @@ def gallery_store(request: Request, principal: Principal) -> GalleryStore:
 
 
 async def offload(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``fn`` on the inference thread pool; 503 + Retry-After past the request time-out.
+    """Run ``fn`` on the inference thread pool; 503 + Retry-After past the request time-out,
+    or at once when ``max_pending`` requests are already in or waiting for the pool.
 
     The event loop stays free for other requests while detection, alignment, the encoder and
     the database work. A timed-out call is abandoned (its thread finishes on its own).
     """
     state = request.app.state
+    if state.in_flight >= state.config.max_pending:
+        raise ServiceBusy(
+            f"{state.in_flight} requests are already waiting for the inference threads",
+            retry_after=1,
+        )
     loop = asyncio.get_running_loop()
     future = loop.run_in_executor(state.executor, functools.partial(fn, *args, **kwargs))
     timeout = state.config.request_timeout
@@ -45,3 +53,15 @@ async def offload(request: Request, fn: Callable[..., T], *args: Any, **kwargs: 
         ) from exc
     finally:
         state.in_flight -= 1
+
+
+async def on_photo(request: Request, file: UploadFile, fn: Callable[[np.ndarray, Upload], T]) -> T:
+    """Read an uploaded photo into memory (413 over the limit), then run ``fn(image, upload)``
+    on the inference pool, ``image`` being the decoded (H, W, 3) uint8 RGB array."""
+    config = request.app.state.config
+    upload = await read_upload(file, config.max_upload_bytes)
+
+    def work() -> T:
+        return fn(decode_rgb(upload, config.max_pixels), upload)
+
+    return await offload(request, work)

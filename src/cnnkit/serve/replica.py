@@ -30,11 +30,79 @@ from cnnkit.serve.storage.base import META_CHANGED, PERSON_DELETED, ModelMismatc
 DEFAULT_TOLERANCE = 0.6
 
 
+@dataclass(frozen=True)
+class _Part:
+    """Descriptors under one VectorIndex, and the person id of each row (K,)."""
+
+    index: VectorIndex
+    owner: np.ndarray
+
+    @classmethod
+    def of(cls, vectors: dict[int, np.ndarray], pids: Sequence[int], dim: int, config) -> _Part:
+        mats = [vectors[p] for p in pids]
+        x = np.concatenate(mats) if mats else np.zeros((0, dim), np.float32)  # (K, d)
+        owner = np.repeat(np.array(list(pids), np.int64), [len(m) for m in mats])
+        return cls(VectorIndex(x, config), owner)
+
+    def nearest(self, q: np.ndarray, k: int, skip: frozenset[int]) -> list[dict[int, float]]:
+        """Per query (M, d): up to k distinct persons not in ``skip`` -> nearest distance."""
+        n = len(self.index)
+        if n == 0:
+            return [{} for _ in range(len(q))]
+        rows = min(n, max(4 * k, k + 8))
+        while True:
+            dist, idx = self.index.search(q, k=rows)  # (M, rows), closest first
+            out: list[dict[int, float]] = []
+            short = False
+            for d_row, i_row in zip(dist, idx, strict=True):
+                seen: dict[int, float] = {}
+                for d, i in zip(d_row, i_row, strict=True):
+                    p = int(self.owner[i]) if i >= 0 else -1
+                    if p >= 0 and p not in skip and p not in seen:
+                        seen[p] = float(d)
+                        if len(seen) == k:
+                            break
+                short |= len(seen) < k and rows < n
+                out.append(seen)
+            if not short:
+                return out
+            rows = min(n, rows * 4)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable view to search: a base index, and the persons changed since it was built.
+
+    Rebuilding the index over every descriptor after each enrollment would cost O(K) per write
+    (and a faiss training above ``exact_max``); instead the base stays, the changed persons'
+    rows in it are skipped (``stale``), and their current descriptors are searched exactly in
+    a small ``delta`` index. The base is rebuilt when the delta grows past 2% of the persons.
+    """
+
+    base: _Part
+    stale: frozenset[int]
+    delta: _Part
+    names: dict[int, str]  # person id -> name, as of this snapshot
+
+    def __len__(self) -> int:
+        return len(self.base.index) + len(self.delta.index)
+
+    def nearest(self, q: np.ndarray, k: int) -> list[list[Match]]:
+        """Up to k nearest distinct persons per query (M, d), closest first."""
+        out = []
+        for a, b in zip(
+            self.base.nearest(q, k, self.stale), self.delta.nearest(q, k, frozenset()), strict=True
+        ):
+            best = sorted({**a, **b}.items(), key=lambda item: item[1])[:k]  # disjoint persons
+            out.append([Match(self.names[p], d) for p, d in best] or [Match(None, float("inf"))])
+        return out
+
+
 class GalleryIndex:
     """One gallery's persons and descriptors in memory, and a search index over them.
 
     Thread-safe: the feed follower changes it while request threads search it; a search works
-    on a :class:`Snapshot`, rebuilt once after each change.
+    on a :class:`Snapshot`, made once after each change.
     """
 
     def __init__(self, storage: Storage, gallery: str, config: IndexConfig):
@@ -45,6 +113,8 @@ class GalleryIndex:
         self.vectors: dict[int, np.ndarray] = {}  # person id -> (n, d) descriptors
         self.meta: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._base: _Part | None = None
+        self._stale: set[int] = set()  # persons changed since the base was built
         self._built: Snapshot | None = None
         self.reload(None)
 
@@ -56,9 +126,11 @@ class GalleryIndex:
             if person_ids is None:
                 self.names.clear()
                 self.vectors.clear()
+                self._base = None
             for pid in person_ids or ():
                 self.names.pop(pid, None)
                 self.vectors.pop(pid, None)
+                self._stale.add(pid)
             self.names.update(loaded.names)
             for pid in loaded.names:
                 rows = loaded.vectors[loaded.person_ids == pid]
@@ -71,29 +143,22 @@ class GalleryIndex:
         with self._lock:
             self.names.pop(person_id, None)
             self.vectors.pop(person_id, None)
+            self._stale.add(person_id)
             self._built = None
 
     def snapshot(self) -> Snapshot:
-        """The search index over every descriptor, with each row's owner, as of now."""
+        """What to search, as of now (see :class:`Snapshot`)."""
         with self._lock:
+            dim = int(self.meta.get("dim", 0))
+            if self._base is None or len(self._stale) > max(32, len(self.vectors) // 50):
+                self._base = _Part.of(self.vectors, sorted(self.vectors), dim, self.config)
+                self._stale = set()
+                self._built = None
             if self._built is None:
-                dim = int(self.meta.get("dim", 0))
-                pids = sorted(self.vectors)
-                mats = [self.vectors[p] for p in pids]
-                x = np.concatenate(mats) if mats else np.zeros((0, dim), np.float32)
-                owner = np.repeat(np.array(pids, np.int64), [len(m) for m in mats])
-                names = {p: self.names[p] for p in pids}
-                self._built = Snapshot(VectorIndex(x, self.config), owner, names)
+                changed = sorted(p for p in self._stale if p in self.vectors)
+                delta = _Part.of(self.vectors, changed, dim, IndexConfig())
+                self._built = Snapshot(self._base, frozenset(self._stale), delta, dict(self.names))
             return self._built
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """An immutable view for searching: the index, row -> person id (K,), person id -> name."""
-
-    index: VectorIndex
-    owner: np.ndarray
-    names: dict[int, str]
 
 
 class ReplicaIndex:
@@ -238,26 +303,11 @@ class GalleryStore:
         """Up to ``k`` nearest distinct persons per query (M, d): a person's distance is that of
         their nearest descriptor. An empty gallery gives ``[Match(None, inf)]`` per query."""
         snap = self._index().snapshot()
-        index, owner = snap.index, snap.owner
         q = np.asarray(queries, dtype=np.float32)
         q = q[None] if q.ndim == 1 else q
-        if len(index) == 0:
+        if len(snap) == 0:
             return [[Match(None, float("inf"))] for _ in range(len(q))]
-        rows = min(len(index), max(4 * k, k + 8))
-        while True:
-            dist, idx = index.search(q, k=rows)  # (M, rows)
-            out: list[list[Match]] = []
-            short = False
-            for d_row, i_row in zip(dist, idx, strict=True):
-                seen: dict[int, float] = {}
-                for d, i in zip(d_row, i_row, strict=True):
-                    if i >= 0 and int(owner[i]) not in seen:
-                        seen[int(owner[i])] = float(d)
-                short |= len(seen) < k and rows < len(index)
-                out.append([Match(snap.names[p], d) for p, d in list(seen.items())[:k]])
-            if not short:
-                return out
-            rows = min(len(index), rows * 4)
+        return snap.nearest(q, k)
 
     def distance_to(self, query: np.ndarray, name: str) -> float:
         vectors = self.vectors_of(name)

@@ -8,4 +8,10 @@ ROUTER_MODULES = (
     "cnnkit.serve.routers.capabilities",
     "cnnkit.serve.routers.keys",
     "cnnkit.serve.routers.session",
+    # the web app's tabs (issue 10)
+    "cnnkit.serve.routers.conv",
+    "cnnkit.serve.routers.learn",
+    "cnnkit.serve.routers.digits",
+    "cnnkit.serve.routers.style_jobs",
+    "cnnkit.serve.routers.samples",
 )

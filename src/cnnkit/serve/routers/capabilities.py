@@ -10,8 +10,8 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from cnnkit.errors import CnnkitError, NotFoundError
 from cnnkit.serve.auth import Principal, QueryKey
-from cnnkit.serve.deps import offload
-from cnnkit.serve.uploads import decode_rgb, read_upload
+from cnnkit.serve.deps import offload, on_photo
+from cnnkit.serve.uploads import Upload
 
 router = APIRouter(tags=["capabilities"])
 
@@ -34,23 +34,21 @@ async def edges(
         raise CnnkitError(
             f"unknown kernel {kernel!r}", hint="use one of: " + ", ".join(KERNEL_NAMES)
         )
-    state = request.app.state
-    upload = await read_upload(file, state.config.max_upload_bytes)
 
-    def work() -> bytes:
+    def work(image: np.ndarray, _: Upload) -> bytes:
         from PIL import Image
 
         from cnnkit.edges import detect
         from cnnkit.edges.detect import is_signed, to_display
 
-        rgb = decode_rgb(upload, state.config.max_pixels).astype(np.float32) / 255.0
+        rgb = image.astype(np.float32) / 255.0
         response = detect(rgb, kernel)
         picture = to_display(response, is_signed(kernel))
         buffer = io.BytesIO()
         Image.fromarray(picture).save(buffer, format="PNG")
         return buffer.getvalue()
 
-    return Response(await offload(request, work), media_type="image/png")
+    return Response(await on_photo(request, file, work), media_type="image/png")
 
 
 @router.get("/models", summary="Names of the classic networks")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from cnnkit.serve import face_ops
 from cnnkit.serve.auth import EnrollKey, Principal, QueryKey
-from cnnkit.serve.deps import UPSAMPLE, gallery_store, offload
+from cnnkit.serve.deps import UPSAMPLE, gallery_store, offload, on_photo
 from cnnkit.serve.schemas import PersonIn, PersonOut, PersonPage, PhotoAdded, PhotoOut
-from cnnkit.serve.uploads import decode_rgb, read_upload
+from cnnkit.serve.uploads import Upload
 
 router = APIRouter(prefix="/persons", tags=["persons"])
 
@@ -89,11 +90,9 @@ async def add_photo(
     who: Principal = EnrollKey,
 ) -> PhotoAdded:
     state = request.app.state
-    upload = await read_upload(file, state.config.max_upload_bytes)
 
-    def work() -> PhotoAdded:
+    def work(image: np.ndarray, upload: Upload) -> PhotoAdded:
         person = state.storage.get_person(who.gallery, person_id)
-        image = decode_rgb(upload, state.config.max_pixels)
         result = face_ops.enroll_photo(
             gallery_store(request, who),
             person.name,
@@ -108,7 +107,7 @@ async def add_photo(
             person=_person(state.storage.get_person(who.gallery, person_id)), **result
         )
 
-    return await offload(request, work)
+    return await on_photo(request, file, work)
 
 
 @router.get("/{person_id}/photos", response_model=list[PhotoOut], summary="List a person's photos")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 
 from cnnkit.serve import face_ops
 from cnnkit.serve.auth import Principal, QueryKey
-from cnnkit.serve.deps import UPSAMPLE, gallery_store, offload
-from cnnkit.serve.uploads import decode_rgb, read_upload
+from cnnkit.serve.deps import UPSAMPLE, gallery_store, on_photo
+from cnnkit.serve.uploads import Upload
 
 router = APIRouter(tags=["recognition"])
 
@@ -34,10 +35,8 @@ async def verify(
     who: Principal = QueryKey,
 ) -> dict[str, Any]:
     state = request.app.state
-    upload = await read_upload(file, state.config.max_upload_bytes)
 
-    def work() -> dict[str, Any]:
-        image = decode_rgb(upload, state.config.max_pixels)
+    def work(image: np.ndarray, _: Upload) -> dict[str, Any]:
         store = gallery_store(request, who)
         result = face_ops.verify(
             store, image, person, tolerance=tolerance, upsample=upsample, encoder=state.encoder
@@ -48,7 +47,7 @@ async def verify(
         )
         return result
 
-    return await offload(request, work)
+    return await on_photo(request, file, work)
 
 
 @router.post(
@@ -65,17 +64,15 @@ async def identify(
     upsample: int = UPSAMPLE,
     who: Principal = QueryKey,
 ) -> dict[str, Any]:
-    state = request.app.state
-    upload = await read_upload(file, state.config.max_upload_bytes)
+    encoder = request.app.state.encoder
 
-    def work() -> dict[str, Any]:
-        image = decode_rgb(upload, state.config.max_pixels)
+    def work(image: np.ndarray, _: Upload) -> dict[str, Any]:
         store = gallery_store(request, who)
         return face_ops.identify(
-            store, image, tolerance=tolerance, k=k, upsample=upsample, encoder=state.encoder
+            store, image, tolerance=tolerance, k=k, upsample=upsample, encoder=encoder
         )
 
-    return await offload(request, work)
+    return await on_photo(request, file, work)
 
 
 @router.post("/detect", summary="Face boxes in the photo")
@@ -85,10 +82,4 @@ async def detect(
     upsample: int = UPSAMPLE,
     who: Principal = QueryKey,
 ) -> dict[str, Any]:
-    state = request.app.state
-    upload = await read_upload(file, state.config.max_upload_bytes)
-
-    def work() -> dict[str, Any]:
-        return face_ops.detect(decode_rgb(upload, state.config.max_pixels), upsample=upsample)
-
-    return await offload(request, work)
+    return await on_photo(request, file, lambda image, _: face_ops.detect(image, upsample=upsample))
