@@ -51,7 +51,11 @@ bench: setup
 	OMP_NUM_THREADS=1 $(PY) bench/edges.py
 	OMP_NUM_THREADS=1 $(PY) bench/train.py
 	OMP_NUM_THREADS=1 $(PY) bench/style.py
+	OMP_NUM_THREADS=1 $(PY) bench/style_fast.py
 	OMP_NUM_THREADS=1 $(PY) bench/face.py
+	OMP_NUM_THREADS=1 $(PY) bench/face_openset.py   # needs ../shared/data/lfw-dev
+	OMP_NUM_THREADS=1 $(PY) bench/face_video.py
+	OMP_NUM_THREADS=1 $(PY) bench/serve.py
 	OMP_NUM_THREADS=1 $(PY) bench/degradation.py  # the longest: 6-13 minutes on 2 cores
 
 clean:
