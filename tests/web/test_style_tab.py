@@ -19,7 +19,7 @@ def set_number(page, element_id: str, value: int) -> None:
 
 def test_style_job_runs_to_the_end(page) -> None:
     open_tab(page, "style")
-    set_number(page, "style-size", 64)
+    set_number(page, "style-size", 128)  # the tab's default
     set_number(page, "style-iterations", 12)
     page.find_element(By.ID, "style-start").click()
     status = page.find_element(By.ID, "style-status")
@@ -31,7 +31,7 @@ def test_style_job_runs_to_the_end(page) -> None:
     size = page.execute_script(
         "const i = document.getElementById('style-image'); return [i.naturalWidth, i.naturalHeight]"
     )
-    assert max(size) == 64
+    assert max(size) == 128
     screenshots(page, "style")
 
 

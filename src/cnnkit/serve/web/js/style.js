@@ -8,8 +8,8 @@ import { imagePicker } from "./samples.js";
 import { el, field, select } from "./ui.js";
 
 const METHODS = [
-  ["refine", "Fast, then refine (Gatys from the fast result)"],
-  ["fast", "Fast only (one pass, under a second)"],
+  ["refine", "Fast, then refine (Gatys)"],
+  ["fast", "Fast only"],
   ["gatys", "Gatys from the content"],
 ];
 
@@ -28,7 +28,10 @@ export async function init(panel) {
   const builtin = select("style-builtin",
     [["", "(none: the style image above)"], ...ids.map((i) => [String(i), `built-in style ${i}`])], "");
   // a built-in style has no image for the optimisation: choosing one selects the fast method
-  builtin.addEventListener("change", () => { if (builtin.value) method.value = "fast"; });
+  // the optimisation's options mean nothing to the fast method
+  const gatysOnly = () => { for (const c of [alpha, beta, iterations]) c.disabled = method.value === "fast"; };
+  method.addEventListener("change", gatysOnly);
+  builtin.addEventListener("change", () => { if (builtin.value) { method.value = "fast"; gatysOnly(); } });
   const start = el("button", { type: "button", id: "style-start", text: "Start" });
   const cancel = el("button", { type: "button", class: "secondary", id: "style-cancel", text: "Cancel", disabled: true });
   const bar = el("progress", { id: "style-progress", max: "1", value: "0", "aria-label": "style transfer progress" });
@@ -87,7 +90,7 @@ export async function init(panel) {
         bar.value = st.iteration;
         const fastNote = st.has_fast ? `fast result in ${st.fast_seconds.toFixed(2)} s; ` : "";
         status.textContent = st.method === "fast"
-          ? `${st.state}: ${fastNote || "fast method"}`
+          ? `${st.state}: ${st.has_fast ? `fast result in ${st.fast_seconds.toFixed(2)} s` : "fast method"}`
           : `${st.state}: ${fastNote}iteration ${st.iteration} of ${st.total}` +
             (st.seconds ? `, ${st.seconds.toFixed(1)} s` : "") + (st.backbone ? ` (${st.backbone})` : "") +
             (st.note ? ` (${st.note})` : "");
