@@ -1,5 +1,6 @@
-"""The Style tab: style transfer jobs (:mod:`cnnkit.style.jobs`): start one, poll its progress,
-fetch the improving image and the result, cancel it."""
+"""The Style tab: style transfer jobs (:mod:`cnnkit.style.jobs`): start one (fast, fast then
+Gatys, or Gatys), poll its progress, fetch the fast result, the improving image and the result,
+cancel it; the methods and built-in styles to offer."""
 
 from __future__ import annotations
 
@@ -13,16 +14,31 @@ from cnnkit.serve.deps import offload
 from cnnkit.serve.problems import ServiceBusy
 from cnnkit.serve.uploads import decode_rgb, read_upload
 from cnnkit.serve.webapp import web_state
-from cnnkit.style.jobs import JobsBusy
+from cnnkit.style.jobs import METHODS, JobsBusy, check_choice
 
 router = APIRouter(prefix="/style/jobs", tags=["style"])
+
+
+@router.get("/options", summary="The methods and the built-in styles a job can use")
+async def options(who: Principal = QueryKey) -> dict[str, Any]:
+    from cnnkit.style.fast import N_STYLES
+
+    return {
+        "methods": list(METHODS),
+        "default_method": "refine",
+        "builtin_styles": list(range(N_STYLES)),
+    }
 
 
 @router.post("", status_code=202, summary="Start a style transfer job")
 async def start(
     request: Request,
     content: UploadFile = File(..., description="the content image C"),
-    style: UploadFile = File(..., description="the style image S"),
+    style: UploadFile | None = File(None, description="the style image S (or style_id)"),
+    style_id: int | None = Form(None, description="a built-in style, 0..25 (method fast only)"),
+    method: str = Form(
+        "refine", description="fast; refine (fast, then Gatys from it: the default); gatys"
+    ),
     alpha: float = Form(1.0, ge=0),
     beta: float = Form(10.0, ge=0),
     size: int = Form(128, description="longest side of the result, px (16..512)"),
@@ -30,16 +46,27 @@ async def start(
     who: Principal = QueryKey,
 ) -> dict[str, Any]:
     state = request.app.state
+    check_choice(method, style is not None, style_id)  # before reading the uploads
     c_up = await read_upload(content, state.config.max_upload_bytes)
-    s_up = await read_upload(style, state.config.max_upload_bytes)
+    s_up = None if style is None else await read_upload(style, state.config.max_upload_bytes)
 
     def decode() -> tuple[Any, Any]:
-        return decode_rgb(c_up, state.config.max_pixels), decode_rgb(s_up, state.config.max_pixels)
+        limit = state.config.max_pixels
+        return decode_rgb(c_up, limit), None if s_up is None else decode_rgb(s_up, limit)
 
     c_img, s_img = await offload(request, decode)
     runner = web_state(request).style()
     try:
-        job = runner.start(c_img, s_img, alpha=alpha, beta=beta, size=size, iterations=iterations)
+        job = runner.start(
+            c_img,
+            s_img,
+            method=method,
+            style_id=style_id,
+            alpha=alpha,
+            beta=beta,
+            size=size,
+            iterations=iterations,
+        )
     except JobsBusy as exc:  # a bounded queue: 503 + Retry-After, as the encoder's
         raise ServiceBusy(exc.what, retry_after=5, hint=exc.hint) from exc
     return job.as_dict()
@@ -64,6 +91,16 @@ def _png(data: bytes | None, what: str) -> Response:
 )
 async def preview(job_id: str, request: Request, who: Principal = QueryKey) -> Response:
     return _png(web_state(request).style().get(job_id).preview, "preview")
+
+
+@router.get(
+    "/{job_id}/fast",
+    summary="The fast feed-forward result (PNG), ready before the optimisation's first image",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+async def fast(job_id: str, request: Request, who: Principal = QueryKey) -> Response:
+    return _png(web_state(request).style().get(job_id).fast, "fast result")
 
 
 @router.get(
