@@ -115,3 +115,64 @@ def test_start_up_notice(storage, rng, tmp_path: Path, monkeypatch) -> None:
     )
     import_face_db(storage, model_id="m")  # the default face database: $CNNKIT_FACE_DB
     assert import_notice(storage) is None  # the service holds persons now
+
+
+@pytest.mark.slow
+def test_enroll_import_identify_through_a_running_server(tmp_path: Path, monkeypatch) -> None:
+    """``cnnkit face enroll --db X``; a server on an empty Y with two workers says once how to
+    import X and prints its sign-in URL once; ``cnnkit serve import X --db Y`` while it runs;
+    the person is identified through the API."""
+    import time
+
+    import httpx
+
+    from tests.face import shipped
+    from tests.serve.server import cnnkit, make_key, start_server
+
+    faces, serve_db = tmp_path / "faces.sqlite3", str(tmp_path / "serve.sqlite3")
+    photo = tmp_path / "grace.png"
+    shipped.grace().save(photo)
+    cnnkit("face", "enroll", "Grace Hopper", str(photo), "--db", str(faces))
+    monkeypatch.setenv("CNNKIT_FACE_DB", str(faces))  # the CLI's default face database
+    key = make_key(serve_db, "query")
+    server = start_server(serve_db, tmp_path / "logs", "--workers", "2")
+    try:
+        done = cnnkit("serve", "import", str(faces), "--db", serve_db)
+        assert "1 new" in done.stdout and "1 photos added" in done.stdout
+        again = cnnkit("serve", "import", str(faces), "--db", serve_db)
+        assert "0 photos added, 1 already there" in again.stdout
+        found: list[str] = []
+        deadline = time.monotonic() + 10
+        with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as api:
+            while len(found) < 4 and time.monotonic() < deadline:  # both workers, in turn
+                r = api.post(
+                    "/identify",
+                    files={"file": ("g.png", photo.read_bytes())},
+                    headers={"X-API-Key": key},
+                )
+                assert r.status_code == 200, r.text
+                names = [f["name"] for f in r.json()["faces"]]
+                found = found + names if names == ["Grace Hopper"] else []
+        assert found == ["Grace Hopper"] * 4
+        while server.log.read_text().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline + 60, server.log.read_text()
+            time.sleep(0.2)
+        log = server.log.read_text()
+        assert log.count("cnnkit serve: open http://") == 1, log  # not once per worker
+        assert (
+            log.count("the service's database is empty") == 1
+            and f"{faces} holds 1 person enrolled" in log
+        )
+    finally:
+        server.stop()
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    from tests.serve.server import cnnkit
+
+    missing, serve_db = tmp_path / "none.sqlite3", str(tmp_path / "serve.sqlite3")
+    done = cnnkit("serve", "import", str(missing), "--db", serve_db, check=False)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"error: {missing}: no face database here (enroll someone")
+    assert not missing.exists()  # read-only: nothing created
+    assert "Examples:" in cnnkit("serve", "import", "--help").stdout

@@ -142,8 +142,8 @@ def _check_compatible(
             f"holds descriptors made with pipeline {source_pipeline!r}, but cnnkit serve makes "
             f"{SERVE_PIPELINE!r} ones",
             path=path,
-            hint="enroll the photos again into a new database (cnnkit face enroll NAME PHOTO "
-            "--db NEW.sqlite3, default --pipeline) and import that",
+            hint="enroll the photos again with the default pipeline into a new database: "
+            "cnnkit face enroll NAME PHOTO --db NEW.sqlite3, then import that",
         )
     stored = storage.get_meta(gallery).get("model_id")
     expected = stored or model_id or service_model_id()
@@ -156,8 +156,7 @@ def _check_compatible(
         hint = (
             "import into another --gallery, or enroll the photos again with that encoder"
             if stored
-            else "enroll the photos again with the default encoder (no --model) into a new "
-            "--db and import that"
+            else "enroll the photos again without --model into a new --db, then import that"
         )
         raise DatabaseError(
             f"made with encoder {source_model!r}, but {where} {expected!r}", path=path, hint=hint
@@ -184,6 +183,7 @@ def import_notice(storage: Storage, db: str | None = None) -> str | None:
     if db is not None:
         command += f" --db {storage.describe() if is_postgres_url(db) else db}"
     return (
-        f"cnnkit serve: the service's database is empty, but {path} holds {count} persons "
+        f"cnnkit serve: the service's database is empty, but {path} holds {count} "
+        f"person{'' if count == 1 else 's'} "
         f"enrolled with `cnnkit face`; to serve them, run: {command}"
     )
