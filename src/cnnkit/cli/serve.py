@@ -7,8 +7,12 @@ import logging
 import os
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 from cnnkit.errors import CnnkitError
+
+if TYPE_CHECKING:
+    from cnnkit.serve.config import ServeConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=_run_serve)
 
-    keys = p.add_subparsers(dest="serve_command", metavar="keys")
+    keys = p.add_subparsers(dest="serve_command", metavar="{keys,import}")
     k = keys.add_parser(
         "keys",
         help="create, list and revoke API keys",
@@ -94,6 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_db(revoke)
     revoke.set_defaults(func=_keys_revoke)
     k.set_defaults(func=lambda args: (k.print_help(), 2)[1])
+    _register_import(keys)
 
 
 def _positive(text: str) -> int:
@@ -183,6 +188,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         session_token=new_token(),
     )
     open_storage(config.db).close()  # a bad --db is a one-line error before uvicorn starts
+    _print_import_notice(args)
     if config.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: the API is reachable from other machines", config.host)
     level = "warning" if args.quiet else "info"
@@ -197,7 +203,9 @@ def _run_serve(args: argparse.Namespace) -> int:
         server.run(sockets=[sock])
     else:
         sock.close()  # uvicorn binds it again and shares it with its worker processes
+        config.announce_url = False  # each worker would print it: this process does, once
         os.environ[CONFIG_ENV] = config.to_env()
+        _announce_when_ready(config)
         uvicorn.run(
             "cnnkit.serve.app:app_from_env",
             factory=True,
@@ -207,3 +215,95 @@ def _run_serve(args: argparse.Namespace) -> int:
             log_level=level,
         )
     return 0
+
+
+_IMPORT_EPILOG = """\
+Copies every person of a `cnnkit face` database (descriptors, photo sha256s, source names) into
+one gallery of the service's database, in one transaction; a running server sees them within a
+second. Both must use the same encoder and descriptor pipeline. Photos already there (same
+sha256) are skipped, so running it twice changes nothing. The calibrated taus come along when
+the gallery has none.
+
+Examples:
+  cnnkit serve import                                  # the default faces.sqlite3 -> serve.sqlite3
+  cnnkit serve import team.sqlite3 --gallery door --db postgresql://cnnkit@db/cnnkit
+  cnnkit serve import more.sqlite3 --merge             # add photos to persons already there
+"""
+
+
+def _register_import(sub: argparse._SubParsersAction) -> None:
+    """``cnnkit serve import``: the persons of a ``cnnkit face`` database into the service's."""
+    p = sub.add_parser(
+        "import",
+        help="copy the persons of a `cnnkit face` database into the service's",
+        description="Copy the persons enrolled with `cnnkit face enroll` into the service's "
+        "database.",
+        epilog=_IMPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "faces_db",
+        nargs="?",
+        default=None,
+        metavar="FACES_DB",
+        help="the face database (default: cnnkit face's, $CNNKIT_FACE_DB or faces.sqlite3 in "
+        "the user data folder)",
+    )
+    p.add_argument("--gallery", default="default", help="target gallery (default: default)")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="add photos to persons the gallery already has (default: refuse them)",
+    )
+    _add_db(p)
+    p.set_defaults(func=_import)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from cnnkit.serve.importer import import_face_db
+
+    storage = _storage(args)
+    try:
+        report = import_face_db(storage, args.faces_db, gallery=args.gallery, merge=args.merge)
+    finally:
+        storage.close()
+    print(report.summary())
+    return 0
+
+
+def _print_import_notice(args: argparse.Namespace) -> None:
+    """At start-up, once (not per worker): how to import the persons of ``cnnkit face``."""
+    if args.quiet:
+        return
+    from cnnkit.serve.importer import import_notice
+
+    storage = _storage(args)
+    try:
+        notice = import_notice(storage, args.db)
+    finally:
+        storage.close()
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
+
+
+def _announce_when_ready(config: ServeConfig) -> None:
+    """Print the sign-in URL once, when the first worker answers ``/readyz`` (a daemon thread
+    of the process that supervises the ``--workers N`` processes)."""
+    import threading
+    import time
+    import urllib.request
+
+    from cnnkit.serve.app import base_url, sign_in_url
+
+    def wait() -> None:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base_url(config)}/readyz", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:  # not listening yet, or 503 while the models load
+                pass
+            time.sleep(0.2)
+        print(f"cnnkit serve: open {sign_in_url(config)}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=wait, name="cnnkit-announce", daemon=True).start()

@@ -302,6 +302,22 @@ def _cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("cnnkit")) / "face"
 
 
+def dlib_model_id(dat_path: str | Path | None = None) -> str:
+    """The ``model_id`` of dlib's encoder (``dat_path`` None: the shipped ``.dat``) without
+    loading it, as :func:`converted_dlib_model` names it."""
+    from cnnkit.face.models_files import model_file
+    from cnnkit.io import file_sha256
+
+    dat = Path(dat_path) if dat_path is not None else model_file("resnet_v1")
+    if not dat.is_file():
+        raise WeightsError("no such model file", path=dat, hint="check --model")
+    return _dlib_id(file_sha256(dat))
+
+
+def _dlib_id(digest: str) -> str:
+    return f"{ARCH}:{digest[:12]}"
+
+
 def converted_dlib_model(dat_path: str | Path | None = None) -> tuple[DlibFaceResNet, str]:
     """dlib's face ResNet as a PyTorch model, converted once and cached as safetensors.
 
@@ -318,7 +334,7 @@ def converted_dlib_model(dat_path: str | Path | None = None) -> tuple[DlibFaceRe
     if not dat.is_file():
         raise WeightsError("no such model file", path=dat, hint="check --model")
     digest = file_sha256(dat)
-    model_id = f"{ARCH}:{digest[:12]}"
+    model_id = _dlib_id(digest)
     cache = _cache_dir() / f"{digest[:16]}.safetensors"
     model = DlibFaceResNet()
     if cache.is_file():

@@ -62,6 +62,17 @@ def load_models(state) -> None:
     )
 
 
+def base_url(config: ServeConfig) -> str:
+    """``http://HOST:PORT`` to reach the service from this machine."""
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+    return f"http://{host}:{config.port}"
+
+
+def sign_in_url(config: ServeConfig) -> str:
+    """The browser sign-in link: the base URL with the one-time session token."""
+    return f"{base_url(config)}/?token={config.session_token}"
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = app.state
@@ -77,14 +88,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             load_models(state)
         state.ready = True
         log.info("cnnkit serve ready: %s", state.storage.describe())
-        if config.session_token:
-            host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+        if config.session_token and config.announce_url:
             # Printed, not logged: the user opens it (as Jupyter's URL with its token).
-            print(
-                f"cnnkit serve: open http://{host}:{config.port}/?token={config.session_token}",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(f"cnnkit serve: open {sign_in_url(config)}", file=sys.stderr, flush=True)
         yield
     finally:
         state.ready = False

@@ -30,6 +30,7 @@ class ServeConfig:
     sync_interval: float = 0.2  # seconds between two reads of the change feed
     load_models: bool = True  # load the face models at start-up (readiness waits for it)
     session_token: str | None = None  # one-time token of the printed URL (browser sign-in)
+    announce_url: bool = True  # print that URL when ready (--workers N: the parent, once)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))

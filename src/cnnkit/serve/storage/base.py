@@ -154,6 +154,29 @@ class GalleryVectors:
     names: dict[int, str]
 
 
+@dataclass(frozen=True)
+class ImportPerson:
+    """One person to copy into a gallery (``cnnkit serve import``): (n, d) float32 descriptors,
+    and the file sha256 and source label of each (None where unknown)."""
+
+    name: str
+    vectors: np.ndarray
+    sha256s: Sequence[str | None]
+    sources: Sequence[str | None]
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    """What :meth:`Storage.import_persons` changed."""
+
+    persons_created: int
+    persons_merged: int  # existing persons that got photos (``merge``)
+    persons_unchanged: int  # existing persons who already had every photo
+    photos_added: int
+    photos_skipped: int  # already in the gallery (same sha256, or the same descriptor)
+    meta_set: tuple[str, ...]  # gallery meta keys set (absent before), e.g. ("tau",)
+
+
 class Storage(ABC):
     """Persons, photos (descriptors), meta, keys, audit and the change feed of many galleries.
 
@@ -234,6 +257,31 @@ class Storage(ABC):
     @abstractmethod
     def load_vectors(self, gallery: str, person_ids: Sequence[int] | None = None) -> GalleryVectors:
         """All descriptors of the gallery, or of the given persons only (for the index)."""
+
+    @abstractmethod
+    def import_persons(
+        self,
+        gallery: str,
+        persons: Sequence[ImportPerson],
+        *,
+        model_id: str,
+        meta_defaults: dict[str, str] | None = None,
+        merge: bool = False,
+        origin: str | None = None,
+        actor: int | None = None,
+    ) -> ImportCounts:
+        """Copy persons with their photos into ``gallery`` in one transaction.
+
+        A photo already there (same sha256, or without one the same descriptor) is skipped, so
+        importing twice changes nothing. A person who exists and would get new photos is a
+        :class:`Conflict` (nothing is written) unless ``merge``. ``meta_defaults`` (e.g. a
+        calibrated ``tau``) are set where the gallery has no value. ``origin`` labels the audit
+        rows.
+        """
+
+    @abstractmethod
+    def total_persons(self) -> int:
+        """Persons in every gallery together (0: an empty service)."""
 
     # -- meta -----------------------------------------------------------------------------
     @abstractmethod

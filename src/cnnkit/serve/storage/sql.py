@@ -30,6 +30,8 @@ from cnnkit.serve.storage.base import (
     Change,
     Conflict,
     GalleryVectors,
+    ImportCounts,
+    ImportPerson,
     KeyRow,
     ModelMismatch,
     PersonRow,
@@ -376,6 +378,17 @@ class SQLStorage(Storage):
         )
         pids = np.array([int(r[0]) for r in rows], dtype=np.int64)
         return GalleryVectors(_vectors([r[1] for r in rows], dim), pids, names)
+
+    def import_persons(
+        self, gallery: str, persons: Sequence[ImportPerson], **options: Any
+    ) -> ImportCounts:
+        from cnnkit.serve.storage.transfer import import_persons
+
+        return import_persons(self, gallery, persons, **options)
+
+    def total_persons(self) -> int:
+        ((count,),) = self._read("SELECT COUNT(*) FROM persons")
+        return int(count)
 
     # -- meta -----------------------------------------------------------------------------
     def get_meta(self, gallery: str) -> dict[str, str]:
