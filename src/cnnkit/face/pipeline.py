@@ -77,15 +77,17 @@ def faces(
     upsample: int = 1,
     encoder: FaceEncoder | None = None,
     landmark_upsample: int = 0,
+    detector: str = "hog",
 ) -> list[Face]:
     """Every face in an (H, W, 3) uint8 RGB image: detected, aligned and embedded in one batch.
 
     ``upsample`` is the detector's (see :func:`detect`); ``landmark_upsample`` > 0 gives
-    sub-pixel landmarks (see :func:`landmarks`), steadier for small faces. The defaults
-    reproduce dlib's pipeline exactly.
+    sub-pixel landmarks (see :func:`landmarks`), steadier for small faces; ``detector`` is
+    ``"hog"``, ``"cnn"`` or ``"auto"`` (see :func:`detect`). The defaults reproduce dlib's
+    pipeline exactly.
     """
     image = check_image(image)
-    boxes = detect(image, upsample)
+    boxes = detect(image, upsample, detector)
     if not boxes:
         return []
     marks = [landmarks(image, b, landmark_upsample) for b in boxes]
