@@ -248,15 +248,27 @@ def lfw_embeddings(
     return emb, emb_flip
 
 
-def measure_lfw(root: Path, threads: int) -> dict[str, float]:
-    """Accuracy of each pipeline variant on LFW-dev by the standard k-fold protocol."""
-    _threads(threads)
+LfwSetup = tuple[
+    list[str], tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]
+
+
+def lfw_setup(root: Path) -> LfwSetup:
+    """The LFW-dev images the pairs name, (their boxes, how found) from :func:`lfw_boxes`, and
+    per pair: same (n,), fold (n,), and the two images' indices (n,) and (n,)."""
     pairs, same, folds = read_pairs(root / "pairs.txt")
     images = sorted({p for pair in pairs for p in pair})
     boxes, how = lfw_boxes(images, root / "images", OUT / "lfw_dev_boxes.npz")
     index = {n: i for i, n in enumerate(images)}
     a = np.array([index[p] for p, _ in pairs])
     b = np.array([index[q] for _, q in pairs])
+    return images, (boxes, how), same, folds, a, b
+
+
+def measure_lfw(root: Path, threads: int) -> dict[str, float]:
+    """Accuracy of each pipeline variant on LFW-dev by the standard k-fold protocol."""
+    _threads(threads)
+    images, (boxes, how), same, folds, a, b = lfw_setup(root)
 
     def dist(e: np.ndarray) -> np.ndarray:
         return np.linalg.norm(e[a] - e[b], axis=1)
@@ -293,12 +305,7 @@ def lfw_precision_accuracy(root: Path, threads: int, precisions: list[str]) -> d
     from cnnkit.progress import progress
 
     _threads(threads)
-    pairs, same, folds = read_pairs(root / "pairs.txt")
-    images = sorted({p for pair in pairs for p in pair})
-    boxes, _ = lfw_boxes(images, root / "images", OUT / "lfw_dev_boxes.npz")
-    index = {n: i for i, n in enumerate(images)}
-    a = np.array([index[p] for p, _ in pairs])
-    b = np.array([index[q] for _, q in pairs])
+    images, (boxes, _), same, folds, a, b = lfw_setup(root)
     caches = {p: OUT / f"lfw_dev_emb_k1_{p}.npz" for p in ["fp32", *precisions]}
     embs: dict[str, np.ndarray] = {}
     for p, cache in caches.items():

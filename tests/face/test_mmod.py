@@ -21,6 +21,8 @@ from cnnkit.face.pyramid import resize_rgb, tiled_layout
 from cnnkit.io import sample_path
 from tests.face.shipped import astronaut, grace, side_by_side
 
+pytestmark = pytest.mark.slow  # dlib's CNN reference runs: ~5 s of CPU
+
 
 @pytest.fixture(scope="module")
 def reference():

@@ -26,6 +26,8 @@ from cnnkit.face.precision import (
 )
 from tests.face.shipped import astronaut, chips_of, grace, variants
 
+pytestmark = pytest.mark.slow  # int8 calibration and three encoders: ~10 s of CPU
+
 #: dlib's same-person threshold.
 TAU = 0.6
 RUNNABLE = ["bf16"] + (["int8"] if cpu_has_int8() else [])
