@@ -16,7 +16,7 @@
   and the same with sub-pixel landmarks. The headline is the best variant (chosen on lfw-dev,
   which the issue reserves for choosing defaults): sub-pixel landmarks + flip averaging.
   Boxes and descriptors are cached in bench/out/, so reruns take seconds.
-- identify_ms_1e6: from ``cnnkit.face.gallery_bench.identify_ms(1_000_000)`` when that exists.
+- identify_ms_1e6: from ``bench/gallery_bench.py: identify_ms(1_000_000)`` when that exists.
 
 Last line: ``RESULT embed_speedup_vs_dlib=<x> embed_precision=<p> lfw_dev_acc=<a>
 identify_ms_1e6=<t>``.
@@ -62,6 +62,7 @@ def bench_chips() -> np.ndarray:
     from PIL import Image, ImageEnhance
 
     from cnnkit import face
+    from cnnkit.face.alignment import align_faces
     from cnnkit.io import load_image_pil, sample_path
 
     chips = []
@@ -76,7 +77,7 @@ def bench_chips() -> np.ndarray:
         for v in variants:
             img = np.asarray(v)
             for box in face.detect(img, 1)[:2]:
-                chips.append(face.align(img, face.landmarks(img, box)))
+                chips.append(align_faces(img, [box])[1][0])
     while len(chips) < 16:
         chips.append(chips[len(chips) % 4][:, ::-1].copy())
     return np.stack(chips[:16])
@@ -225,6 +226,7 @@ def lfw_embeddings(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Descriptors of each image's chip and of its mirror image, cached: two (n, 128) arrays."""
     from cnnkit import face
+    from cnnkit.face.alignment import align_faces
     from cnnkit.progress import progress
 
     if cache.is_file():
@@ -240,7 +242,7 @@ def lfw_embeddings(
         for i in range(start, min(start + batch, len(images))):
             img = face.load_image(root / images[i])
             box = tuple(int(v) for v in boxes[i])
-            chips.append(face.align(img, face.landmarks(img, box, landmark_upsample)))
+            chips.append(align_faces(img, [box], landmark_upsample)[1][0])
         c = np.stack(chips)
         emb[start : start + len(c)] = enc.embed(c)
         emb_flip[start : start + len(c)] = enc.embed(np.ascontiguousarray(c[:, :, ::-1]))
@@ -354,7 +356,7 @@ LFW_VARIANTS = {
 
 def identify_ms() -> float:
     try:
-        from cnnkit.face.gallery_bench import identify_ms as shared_identify_ms
+        from gallery_bench import identify_ms as shared_identify_ms  # bench/gallery_bench.py
     except ImportError:
         return math.nan
     return float(shared_identify_ms(1_000_000))

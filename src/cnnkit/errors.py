@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: Paths (and names) longer than this are shortened when an error line echoes them.
+PATH_LIMIT = 200
+
 
 class CnnkitError(Exception):
     """A user-facing error: which thing, what is wrong, what to do.
@@ -28,7 +31,7 @@ class CnnkitError(Exception):
 
     @property
     def message(self) -> str:
-        text = self.what if self.path is None else f"{self.path}: {self.what}"
+        text = self.what if self.path is None else f"{show_path(self.path)}: {self.what}"
         if self.hint:
             text += f" ({self.hint})"
         return text
@@ -66,3 +69,26 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (its type name when empty), for one-line errors."""
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def shorten(value: object, limit: int = 60) -> str:
+    """A user value as it may be echoed in a one-line error: quoted like ``repr``, cut to ``limit``.
+
+    Control characters (newlines, escapes) show escaped, so a value cannot break the one line.
+    A longer value keeps its first ``limit - 1`` characters, an ellipsis and its length:
+    ``shorten("a" * 100000)`` -> ``'aaaa…' (100000 characters)``. Non-strings (paths, numbers)
+    are shown through ``str`` first.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[: limit - 1] + '…'!r} ({len(text)} characters)"
+
+
+def show_path(path: str | Path) -> str:
+    """A path as an error line shows it: whole (unquoted) up to :data:`PATH_LIMIT` characters,
+    else :func:`shorten`-ed to that limit."""
+    text = str(path)
+    return text if len(text) <= PATH_LIMIT else shorten(text, PATH_LIMIT)

@@ -95,13 +95,12 @@ def write_lfw_like(root: Path) -> Path:
 
 def chips_of(images: list[Image.Image]) -> np.ndarray:
     """Aligned 150x150 chips of the largest face of each image, (N, 150, 150, 3) uint8."""
-    from cnnkit.face.alignment import align
-    from cnnkit.face.detection import detect, landmarks
-    from cnnkit.face.recognize import box_area
+    from cnnkit.face.alignment import align_faces
+    from cnnkit.face.detection import box_area, detect
 
     out = []
     for im in images:
         arr = np.asarray(im, dtype=np.uint8)
         box = max(detect(arr, 0), key=box_area)
-        out.append(align(arr, landmarks(arr, box)))
+        out.append(align_faces(arr, [box])[1][0])
     return np.stack(out)

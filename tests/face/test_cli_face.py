@@ -317,8 +317,8 @@ def test_calibrate_and_evaluate(tmp_path: Path, capsys) -> None:
 def test_pair_embedder_policy(photos, tmp_path: Path) -> None:
     from PIL import Image
 
+    from cnnkit.face.pairs import PairStats, centre_box, pair_embedder, pick_centred
     from cnnkit.face.pipeline import default_encoder
-    from cnnkit.face.recognize import PairStats, centre_box, pair_embedder, pick_centred
 
     assert centre_box((250, 250, 3), 0.4) == (75, 175, 175, 75)
     boxes = [(0, 60, 60, 0), (100, 160, 160, 100), (90, 170, 170, 90)]

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cnnkit.errors import ShapeError
-from cnnkit.face.gallery_bench import identify_ms, synthetic_gallery
 from cnnkit.face.index import IndexConfig, VectorIndex
+
+
+def _bench_module(name: str):
+    """A module of bench/ (not part of the installed package), loaded from its file."""
+    path = Path(__file__).resolve().parents[2] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_gallery_bench = _bench_module("gallery_bench")
+identify_ms, synthetic_gallery = _gallery_bench.identify_ms, _gallery_bench.synthetic_gallery
 
 
 def test_exact_search_matches_brute_force(rng: np.random.Generator) -> None:

@@ -70,8 +70,10 @@ def test_models_list(capsys: pytest.CaptureFixture[str]) -> None:
     rows = json.loads(out)
     assert [r["name"] for r in rows] == ["lenet5", "lenet5_modern"]
     assert rows[0]["params"] == 60_000 and rows[0]["input_size"] == [1, 32, 32]
-    code, out, _ = run(capsys, "models", "zzz*")
-    assert code == 1
+    for extra in ([], ["--json"]):
+        code, out, err = run(capsys, "models", "zzz*", *extra)
+        assert (code, out) == (2, "")
+        assert err == "error: no model matches 'zzz*' (cnnkit models lists them all)\n"
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Build demo-output/index.html (plus PNGs) showing each capability of cnnkit on images "
             "that installed packages ship (scikit-image, matplotlib, scikit-learn). Runs offline."
         ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Examples:\n"
+        "  cnnkit demo                            # every section into ./demo-output/index.html\n"
+        "  cnnkit demo --out /tmp/report          # another folder\n"
+        "  cnnkit demo --sections edges,models    # only some sections (seconds, not minutes)\n"
+        "  cnnkit demo --sections face -q         # no progress bars",
     )
     p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
     p.add_argument(

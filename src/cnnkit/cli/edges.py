@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``cnnkit edges`` to the ``cnnkit`` parser."""
     p = sub.add_parser(
         "edges",
-        help="detect edges in an image (Sobel, Scharr, the course's vertical detector, ...)",
+        help="detect edges in an image (Sobel, Scharr, vertical, ...)",
         description=(
             "Convolve an image (converted to grayscale, ITU-R 601 luma) with an edge kernel\n"
             "using cnnkit's NumPy convolution (cnnkit.conv.conv2d) and write the edge map as a\n"

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 
+from cnnkit.errors import shorten
+
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (``--num-classes``, ``--in-channels``)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number >= 1, got {shorten(text)}"
+        ) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -21,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``summary`` and ``models`` to the ``cnnkit`` parser."""
     p = sub.add_parser(
         "summary",
-        help="layer table of a network: output shapes, parameters, multiply-adds",
+        help="layer table of a network: shapes, parameters, multiply-adds",
         description=(
             "Print the layer table of a registered network, as in the notes: one row per layer "
             "with its output n_H x n_W x n_C, its parameters and its multiply-adds per image, "
@@ -138,11 +142,17 @@ def run_summary(args: argparse.Namespace) -> int:
 def run_models(args: argparse.Namespace) -> int:
     import torch
 
+    from cnnkit.errors import NotFoundError
     from cnnkit.models.registry import create_model, list_models, model_info
     from cnnkit.models.weights import get_record
 
+    names = list_models(args.pattern)
+    if not names:
+        raise NotFoundError(
+            f"no model matches {shorten(args.pattern, 200)}", hint="cnnkit models lists them all"
+        )
     rows = []
-    for name in list_models(args.pattern):
+    for name in names:
         info = model_info(name)
         with torch.device("meta"):
             model = create_model(name)
@@ -160,9 +170,6 @@ def run_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    if not rows:
-        print(f"no model matches {args.pattern!r}")
-        return 1
     head = ("name", "parameters", "input", "checkpoint", "description")
     body = [
         (

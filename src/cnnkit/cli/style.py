@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from cnnkit.errors import shorten
+
 log = logging.getLogger(__name__)
 
 EPILOG = """\
@@ -33,14 +35,16 @@ def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {shorten(text)}"
+        ) from exc
 
 
 def _names(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
     if not names:
         raise argparse.ArgumentTypeError(
-            f"no layer name in {text!r}: give comma-separated names, e.g. "
+            f"no layer name in {shorten(text)}: give comma-separated names, e.g. "
             "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1 (valid: conv1_1..conv5_4, "
             "relu1_1..relu5_4, pool1..pool5)"
         )
@@ -51,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``cnnkit style`` to the ``cnnkit`` parser."""
     p = sub.add_parser(
         "style",
-        help="paint a photo in the style of other images (neural style transfer)",
+        help="paint a photo in the style of others (neural style transfer)",
         description="Neural style transfer (Gatys et al.): minimise J(G) = alpha J_content(C, G)"
         " + beta J_style(S, G) over the pixels of G, with the costs of the course notes.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -7,6 +7,8 @@ import csv
 import sys
 from pathlib import Path
 
+from cnnkit.errors import show_path
+
 TRAIN_EPILOG = """\
 Defaults: with --dataset digits, unset options follow the tuned digits recipe
 (20 epochs, batch 32, Adam, lr 2e-3, cosine schedule, random shifts of 2 pixels),
@@ -38,7 +40,7 @@ Example:
 """
 
 EVALUATE_EPILOG = """\
-Example:
+Examples:
   cnnkit evaluate --model lenet5 --weights digits.pt --dataset digits --confusion cm.png
   cnnkit evaluate --model resnet18 --weights photos.pt --data photos-test/
 """
@@ -220,7 +222,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if failed:
         print(
             f"error: {len(failed)} of {len(paths)} file(s) could not be read: "
-            + ", ".join(str(p) for p in failed),
+            + ", ".join(show_path(p) for p in failed[:5])
+            + (f" and {len(failed) - 5} more (see the warnings above)" if len(failed) > 5 else ""),
             file=sys.stderr,
         )
         return 2

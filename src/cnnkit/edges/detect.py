@@ -31,6 +31,11 @@ LUMA_601 = np.array([0.299, 0.587, 0.114])
 #: Output pixels per strip handed to ``conv2d`` (bounds its scratch memory).
 TILE_PIXELS = 1 << 18
 
+#: Responses up to this fraction of the input's value range count as zero in :func:`to_display`:
+#: float32 rounding leaves ~1e-7 on a flat image (2e-6 at most, with Scharr's weights), while a
+#: one-level step of a 16-bit image gives at least 1.5e-5 (8-bit: 3.9e-3).
+NOISE_TOLERANCE = 1e-5
+
 PadMode = Literal["replicate", "zeros", "reflect"]
 Direction = Literal["both", "x", "y"]
 _NP_PAD_MODES: dict[str, Any] = {"zeros": "constant", "replicate": "edge", "reflect": "reflect"}
@@ -221,6 +226,7 @@ def to_display(
     *,
     scale: float | None = None,
     percentile: float = 99.5,
+    value_range: float = 1.0,
 ) -> np.ndarray:
     """Map an edge response to a uint8 picture.
 
@@ -235,7 +241,13 @@ def to_display(
         scale: the response shown at full strength; default: the ``percentile`` of |response|
             (so a few very strong edges do not make every other edge faint).
         percentile: see ``scale``; 100 gives the maximum.
+        value_range: the value range of the image that gave ``response``: 1 for images in
+            [0, 1] (``cnnkit.io.load_image``), 255 for uint8 values. Responses up to
+            ``NOISE_TOLERANCE * value_range`` are rounding noise and show as zero, so a flat
+            image gives a blank map (black; white when signed), not stretched noise.
     """
+    if not value_range > 0:
+        raise ValueError(f"value_range should be > 0. Got {value_range!r}")
     response = np.asarray(response)
     if response.ndim != 2:
         raise ShapeError(f"expected an (H, W) edge map, got shape {response.shape}")
@@ -243,6 +255,8 @@ def to_display(
         return response.astype(np.uint8) * np.uint8(255)
     if signed is None:
         signed = bool(response.size) and float(response.min()) < 0
+    floor = NOISE_TOLERANCE * value_range
+    response = np.where(np.abs(response) > floor, response, 0)  # a flat image has no edges
     if scale is None:
         scale = _robust_scale(response, percentile)
     if not scale > 0:

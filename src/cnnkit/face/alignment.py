@@ -21,6 +21,7 @@ The output is byte-identical to ``dlib.get_face_chip(image, shape, size, padding
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -238,3 +239,23 @@ def align(
             hint="use cnnkit.face.load_image(path)",
         )
     return extract_chip(image, face_chip_details(landmarks5, size, padding))
+
+
+def align_faces(
+    image: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], landmark_upsample: int = 0
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Landmarks -> aligned chips for the faces in ``boxes`` (the one copy of that routine).
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        boxes: (top, right, bottom, left) boxes, e.g. from :func:`cnnkit.face.detect`.
+        landmark_upsample: see :func:`cnnkit.face.landmarks` (0: dlib's integer points).
+
+    Returns:
+        The (5, 2) landmarks of each face and their (n, 150, 150, 3) uint8 chips.
+    """
+    from cnnkit.face.detection import landmarks
+
+    marks = [landmarks(image, b, landmark_upsample) for b in boxes]
+    chips = [align(image, m) for m in marks]
+    return marks, np.stack(chips) if chips else np.zeros((0, 150, 150, 3), np.uint8)

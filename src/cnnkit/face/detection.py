@@ -21,6 +21,12 @@ from cnnkit.face.models_files import model_file, require_dlib
 Box = tuple[int, int, int, int]  # (top, right, bottom, left)
 
 
+def box_area(box: Box) -> int:
+    """Pixels inside a (top, right, bottom, left) box (0 for an empty one)."""
+    top, right, bottom, left = box
+    return max(0, bottom - top) * max(0, right - left)
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 RGB (EXIF-rotated; CMYK, 16-bit, palette converted).
 

@@ -311,8 +311,8 @@ def converted_dlib_model(dat_path: str | Path | None = None) -> tuple[DlibFaceRe
     """
     from safetensors.torch import load_file, save
 
-    from cnnkit.face.models_files import file_sha256, model_file
-    from cnnkit.io import atomic_write_bytes
+    from cnnkit.face.models_files import model_file
+    from cnnkit.io import atomic_write_bytes, file_sha256
 
     dat = Path(dat_path) if dat_path is not None else model_file("resnet_v1")
     if not dat.is_file():
@@ -405,7 +405,7 @@ class FaceEncoder:
             device: ``"cpu"``, ``"cuda"``, ...
             precision: ``"fp32"``, ``"bf16"``, ``"int8"`` or ``"auto"`` (see the class).
         """
-        from cnnkit.face.models_files import file_sha256
+        from cnnkit.io import file_sha256
 
         if model_path is None or str(model_path).endswith(".dat"):
             model, model_id = converted_dlib_model(model_path)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.errors import CnnkitError, ShapeError
+from cnnkit.errors import CnnkitError, ShapeError, shorten
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ def read_pairs(path: str | Path) -> list[Pair]:
                 raise ValueError
         except ValueError:
             raise CnnkitError(
-                f"line {i + 2 if per_fold else i + 1} is not an LFW pair: {' '.join(fields)!r}",
+                f"line {i + 2 if per_fold else i + 1} is not an LFW pair: "
+                f"{shorten(' '.join(fields))}",
                 path=path,
                 hint="expected 'name i j' or 'name1 i name2 j'",
             ) from None
@@ -300,7 +301,7 @@ def pair_distances(
         pairs: from :func:`read_pairs`.
         images_dir: folder that the pairs' relative paths start from.
         embed_images: list of paths -> (len, d) descriptors, one per image
-            (see :func:`cnnkit.face.recognize.pair_embedder`).
+            (see :func:`cnnkit.face.pairs.pair_embedder`).
         batch_size: images per call of ``embed_images``.
     """
     from cnnkit.progress import progress

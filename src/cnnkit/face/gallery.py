@@ -30,40 +30,21 @@ import logging
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cnnkit.errors import CnnkitError, DatabaseError, NotFoundError, ShapeError
+from cnnkit.errors import CnnkitError, DatabaseError, NotFoundError, ShapeError, shorten
+from cnnkit.face.gallery_sqlite import open_database, translate_errors
 from cnnkit.face.index import IndexConfig, VectorIndex
+from cnnkit.face.store import Match, Person
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 #: Tolerance used when the database has no calibrated tau (dlib's published threshold).
 DEFAULT_TOLERANCE = 0.6
 #: Seconds a write waits for another process's lock before giving up.
 DEFAULT_TIMEOUT = 10.0
-EXPORT_FORMAT = "cnnkit-faces-v1"
-
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE persons (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE embeddings (
-    id INTEGER PRIMARY KEY,
-    person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
-    vector BLOB NOT NULL,
-    source TEXT,
-    sha256 TEXT,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX embeddings_person ON embeddings(person_id);
-"""
 
 
 def default_db_path() -> Path:
@@ -80,29 +61,12 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True)
-class Person:
-    """One enrolled person: name, number of enrolled photos, when first enrolled."""
-
-    name: str
-    n_photos: int
-    created_at: str
-
-
-@dataclass(frozen=True)
-class Match:
-    """The nearest enrolled person for one query descriptor."""
-
-    name: str | None  # None when the gallery is empty
-    distance: float  # Euclidean distance to that person's nearest enrolled descriptor
-
-
 def check_name(name: str) -> str:
     """A person's name: stripped, non-empty, printable, at most 200 characters."""
     clean = name.strip() if isinstance(name, str) else ""
     if not clean or len(clean) > 200 or not clean.isprintable() or "," in clean:
         raise CnnkitError(
-            f"invalid person name {name!r}",
+            f"invalid person name {shorten(name)}",
             hint="use 1-200 printable characters without commas",
         )
     return clean
@@ -122,6 +86,9 @@ class Gallery:
         create: make the file if it does not exist (else a missing file is an error).
         timeout: seconds to wait for another process's write lock.
         index_config: when to switch from exact search to faiss.
+        readonly: open the file read-only (SQLite ``mode=ro``), for commands that only read:
+            it works where the file or its folder cannot be written; every write then fails
+            with a DatabaseError.
     """
 
     def __init__(
@@ -131,102 +98,22 @@ class Gallery:
         create: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
         index_config: IndexConfig | None = None,
+        readonly: bool = False,
     ):
         self.path = Path(path) if path is not None else default_db_path()
         self.timeout = timeout
+        self.readonly = readonly
         self.index_config = index_config or IndexConfig()
         self._cache: tuple[int, VectorIndex, np.ndarray, list[str]] | None = None
         self._con = self._open(create)
 
-    # -- opening -------------------------------------------------------------------------
+    # -- opening (cnnkit.face.gallery_sqlite) --------------------------------------------
     def _open(self, create: bool) -> sqlite3.Connection:
-        if self.path.is_dir():
-            raise DatabaseError("is a folder, not a database file", path=self.path)
-        if not self.path.exists():
-            if not create:
-                raise DatabaseError(
-                    "no face database here",
-                    path=self.path,
-                    hint="enroll someone first: cnnkit face enroll NAME PHOTO, or pass --db",
-                )
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            con = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise DatabaseError(f"cannot open: {exc}", path=self.path) from exc
-        self._con = con
-        try:
-            with self._translate():
-                con.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-                tables = {
-                    r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")
-                }
-                if not tables:
-                    self._create_schema()
-                elif not {"meta", "persons", "embeddings"} <= tables:
-                    raise DatabaseError(
-                        "an SQLite file, but not a cnnkit face database",
-                        path=self.path,
-                        hint="pass another --db",
-                    )
-                else:
-                    version = self._meta("schema_version")
-                    if version != str(SCHEMA_VERSION):
-                        raise DatabaseError(
-                            f"face database schema {version}, this cnnkit reads {SCHEMA_VERSION}",
-                            path=self.path,
-                        )
-                    if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                        con.execute("PRAGMA journal_mode = WAL")
-                con.execute("PRAGMA foreign_keys = ON")
-        except BaseException:
-            con.close()
-            raise
-        return con
+        return open_database(self.path, create=create, readonly=self.readonly, timeout=self.timeout)
 
-    def _create_schema(self) -> None:
-        con = self._con
-        con.execute("PRAGMA journal_mode = WAL")
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have created it while we waited for the lock.
-            exists = con.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
-            ).fetchone()
-            if not exists:
-                for statement in _SCHEMA.strip().split(";"):
-                    if statement.strip():
-                        con.execute(statement)
-                con.executemany(
-                    "INSERT INTO meta(key, value) VALUES (?, ?)",
-                    [("schema_version", str(SCHEMA_VERSION)), ("generation", "0")],
-                )
-            con.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                con.execute("ROLLBACK")
-            raise
-
-    @contextlib.contextmanager
-    def _translate(self) -> Iterator[None]:
+    def _translate(self) -> contextlib.AbstractContextManager[None]:
         """Turn sqlite3 errors into one-line DatabaseErrors naming this file."""
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            text = str(exc)
-            if "locked" in text or "busy" in text:
-                raise DatabaseError(
-                    f"locked by another process for more than {self.timeout:g} s",
-                    path=self.path,
-                    hint="wait for the other cnnkit command to finish, then retry",
-                ) from exc
-            raise DatabaseError(f"database error: {text}", path=self.path) from exc
-        except sqlite3.DatabaseError as exc:
-            raise DatabaseError(
-                f"corrupt or not an SQLite database ({exc})",
-                path=self.path,
-                hint="pass another --db, or restore it from `cnnkit face export`",
-            ) from exc
+        return translate_errors(self.path, self.timeout)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -401,7 +288,7 @@ class Gallery:
             pid = self._require_person(con, old)
             if self._person_id(con, new) is not None:
                 raise DatabaseError(
-                    f"a person named {new!r} already exists",
+                    f"a person named {shorten(new)} already exists",
                     path=self.path,
                     hint="remove or rename that person first",
                 )
@@ -418,7 +305,7 @@ class Gallery:
         if pid is None:
             known = [r[0] for r in con.execute("SELECT name FROM persons ORDER BY name LIMIT 6")]
             hint = "enrolled: " + ", ".join(known) if known else "the database is empty"
-            raise NotFoundError(f"no person named {name!r}", path=self.path, hint=hint)
+            raise NotFoundError(f"no person named {shorten(name)}", path=self.path, hint=hint)
         return pid
 
     def persons(self) -> list[Person]:
@@ -513,6 +400,45 @@ class Gallery:
             for d, i in zip(dist[:, 0], idx[:, 0], strict=True)
         ]
 
+    def nearest(self, queries: np.ndarray, k: int = 3) -> list[list[Match]]:
+        """Up to ``k`` nearest distinct persons for each query (M, d) (or one (d,)), closest first.
+
+        A person's distance is to their nearest enrolled descriptor. Rows are fetched from the
+        index (exact or faiss) in growing batches until ``k`` distinct persons are found.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        index, _, names = self.index()
+        q = np.asarray(queries, dtype=np.float32)
+        q = q[None] if q.ndim == 1 else q
+        total = len(index)
+        if total == 0:
+            return [[] for _ in range(len(q))]
+        fetch = min(total, 4 * k)
+        while True:
+            dist, idx = index.search(q, k=fetch)
+            out: list[list[Match]] = []
+            for drow, irow in zip(dist, idx, strict=True):
+                best: dict[str, float] = {}
+                for d, i in zip(drow, irow, strict=True):
+                    if i >= 0 and names[i] not in best:
+                        best[names[i]] = float(d)
+                ranked = sorted(best.items(), key=lambda item: item[1])[:k]
+                out.append([Match(name, d) for name, d in ranked])
+            if fetch >= total or all(len(row) >= k for row in out):
+                return out
+            fetch = min(total, fetch * 4)
+
+    def names_with_hash(self, sha256: str) -> list[str]:
+        """The persons who already have a photo whose file has this SHA-256, by name."""
+        with self._translate():
+            rows = self._con.execute(
+                "SELECT DISTINCT p.name FROM embeddings e JOIN persons p ON p.id = e.person_id"
+                " WHERE e.sha256 = ? ORDER BY p.name",
+                (sha256,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def distance_to(self, query: np.ndarray, name: str) -> float:
         """Smallest Euclidean distance from a (d,) descriptor to ``name``'s descriptors."""
         vectors = self.vectors_of(name)
@@ -551,140 +477,15 @@ class Gallery:
                 ).fetchone()[0]
         return orphans == 0 and empty == 0 and bad == 0
 
-    # -- export / import -----------------------------------------------------------------
+    # -- export / import (cnnkit.face.gallery_io) ------------------------------------------
     def export(self, path: str | Path) -> int:
-        """Write the whole database to a portable ``.npz`` (atomic); returns descriptors written.
+        """Write the whole database to a portable ``.npz`` (atomic); see :mod:`gallery_io`."""
+        from cnnkit.face.gallery_io import export_gallery
 
-        Arrays: ``format``, ``model_id``, ``dim``, ``tau`` (nan if none), ``names`` and
-        ``person_created`` (per person), ``person`` (index into names), ``vectors`` (K, d),
-        ``sources``, ``sha256``, ``created`` (per descriptor).
-        """
-        from cnnkit.io.atomic import atomic_write
-
-        with self._translate():
-            persons = self._con.execute(
-                "SELECT id, name, created_at FROM persons ORDER BY id"
-            ).fetchall()
-            rows = self._con.execute(
-                "SELECT person_id, vector, source, sha256, created_at FROM embeddings ORDER BY id"
-            ).fetchall()
-            model_id, dim, tau = self._meta("model_id"), self._meta("dim"), self._meta("tau")
-        position = {pid: i for i, (pid, _, _) in enumerate(persons)}
-        vectors = self._stack([r[1] for r in rows]) if rows else np.zeros((0, int(dim or 0)))
-        arrays = {
-            "format": np.array(EXPORT_FORMAT),
-            "model_id": np.array(model_id or ""),
-            "dim": np.array(int(dim or 0)),
-            "tau": np.array(float(tau) if tau is not None else np.nan),
-            "names": np.array([p[1] for p in persons], dtype=str),
-            "person_created": np.array([p[2] for p in persons], dtype=str),
-            "person": np.array([position[r[0]] for r in rows], dtype=np.int64),
-            "vectors": vectors.astype(np.float32),
-            "sources": np.array([r[2] or "" for r in rows], dtype=str),
-            "sha256": np.array([r[3] or "" for r in rows], dtype=str),
-            "created": np.array([r[4] for r in rows], dtype=str),
-        }
-        with atomic_write(path, "wb") as f:
-            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
-        return len(rows)
+        return export_gallery(self, path)
 
     def import_(self, path: str | Path) -> int:
-        """Merge an export file into this database in one transaction; returns descriptors added.
+        """Merge an export file in one transaction; returns descriptors added."""
+        from cnnkit.face.gallery_io import import_gallery
 
-        Persons are matched by name; a descriptor already enrolled for that person (same
-        vector) is skipped. The file's tau is taken only if this database has none. A file of
-        another encoder is refused, and nothing changes.
-        """
-        data = _read_export(path)
-        model_id, dim = data["model_id"], data["dim"]
-        names, vectors = data["names"], data["vectors"]
-        added = 0
-        with self.transaction() as con:
-            if len(vectors):
-                self._check_model(con, model_id, dim)
-                self._claim(con, model_id, dim)
-            if data["tau"] is not None and self._meta("tau", con) is None:
-                con.execute("INSERT INTO meta(key, value) VALUES ('tau', ?)", (repr(data["tau"]),))
-            pids: dict[int, int] = {}
-            existing: dict[int, set[bytes]] = {}
-            for i, name in enumerate(names):
-                name = check_name(str(name))
-                found = self._person_id(con, name)
-                if found is None:
-                    cur = con.execute(
-                        "INSERT INTO persons(name, created_at) VALUES (?, ?)",
-                        (name, str(data["person_created"][i]) or _now()),
-                    )
-                    found = int(cur.lastrowid or 0)
-                pids[i] = found
-                rows = con.execute("SELECT vector FROM embeddings WHERE person_id = ?", (found,))
-                existing[found] = {r[0] for r in rows}
-            for j in range(len(vectors)):
-                pid = pids[int(data["person"][j])]
-                blob = vectors[j].astype("<f4").tobytes()
-                if blob in existing[pid]:
-                    continue
-                existing[pid].add(blob)
-                con.execute(
-                    "INSERT INTO embeddings(person_id, vector, source, sha256, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (
-                        pid,
-                        blob,
-                        str(data["sources"][j]) or None,
-                        str(data["sha256"][j]) or None,
-                        str(data["created"][j]) or _now(),
-                    ),
-                )
-                added += 1
-            # A person from the file with no descriptor at all would break the invariant.
-            con.execute(
-                "DELETE FROM persons WHERE NOT EXISTS"
-                " (SELECT 1 FROM embeddings e WHERE e.person_id = persons.id)"
-            )
-        return added
-
-
-def _read_export(path: str | Path) -> dict:
-    """Read and validate a ``cnnkit face export`` file."""
-    path = Path(path)
-    bad = CnnkitError(
-        "not a cnnkit face export file (or it is damaged)",
-        path=path,
-        hint="make one with `cnnkit face export FILE.npz`",
-    )
-    if not path.is_file():
-        raise CnnkitError("no such file", path=path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as exc:
-        raise bad from exc
-    needed = {"format", "model_id", "dim", "tau", "names", "person_created", "person", "vectors"}
-    if not needed <= arrays.keys() or str(arrays["format"]) != EXPORT_FORMAT:
-        raise bad
-    vectors = np.asarray(arrays["vectors"], dtype=np.float32)
-    n = len(vectors)
-    person = np.asarray(arrays["person"], dtype=np.int64)
-    names = arrays["names"]
-    dim = int(arrays["dim"])
-    if (
-        (n and (vectors.ndim != 2 or vectors.shape[1] != dim))
-        or len(person) != n
-        or (n and (person.min() < 0 or person.max() >= len(names)))
-        or not np.all(np.isfinite(vectors))
-    ):
-        raise bad
-    tau = float(arrays["tau"])
-    return {
-        "model_id": str(arrays["model_id"]),
-        "dim": dim,
-        "tau": None if not np.isfinite(tau) else tau,
-        "names": names,
-        "person_created": arrays["person_created"],
-        "person": person,
-        "vectors": vectors,
-        "sources": arrays.get("sources", np.full(n, "")),
-        "sha256": arrays.get("sha256", np.full(n, "")),
-        "created": arrays.get("created", np.full(n, "")),
-    }
+        return import_gallery(self, path)

@@ -11,9 +11,7 @@ Its ``__init__`` imports ``pkg_resources`` (often missing), so the package is lo
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -83,18 +81,3 @@ def require_dlib() -> Any:
             hint=f"run: {DLIB_FIX}",
         ) from exc
     return dlib
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes (cached per path, size and modification time)."""
-    st = Path(path).stat()
-    return _sha256(str(path), st.st_size, st.st_mtime_ns)
-
-
-@lru_cache(maxsize=32)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.face.alignment import align
-from cnnkit.face.detection import Box, check_image, detect, landmarks
+from cnnkit.face.alignment import align_faces
+from cnnkit.face.detection import Box, check_image, detect
 from cnnkit.face.encoder import FaceEncoder
 
 _default: FaceEncoder | None = None
@@ -90,7 +90,6 @@ def faces(
     boxes = detect(image, upsample, detector)
     if not boxes:
         return []
-    marks = [landmarks(image, b, landmark_upsample) for b in boxes]
-    chips = np.stack([align(image, m) for m in marks])
+    marks, chips = align_faces(image, boxes, landmark_upsample)
     emb = embed(chips, encoder)
     return [Face(b, m, c, e) for b, m, c, e in zip(boxes, marks, chips, emb, strict=True)]

@@ -11,16 +11,14 @@ Inputs are a path, an (H, W, 3) uint8 image, or already-computed descriptors.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cnnkit.errors import CnnkitError
+from cnnkit.face.detection import Box, box_area
 from cnnkit.face.gallery import Gallery
 
 if TYPE_CHECKING:
@@ -29,7 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Box = tuple[int, int, int, int]  # (top, right, bottom, left)
 ImageLike = str | Path | np.ndarray
 
 
@@ -57,11 +54,6 @@ def _encoder(encoder: FaceEncoder | None) -> FaceEncoder:
     from cnnkit.face.pipeline import default_encoder
 
     return default_encoder()
-
-
-def box_area(box: Box) -> int:
-    top, right, bottom, left = box
-    return max(0, bottom - top) * max(0, right - left)
 
 
 def load(image: ImageLike) -> np.ndarray:
@@ -95,7 +87,17 @@ def one_face(
         SeveralFacesError: several faces and ``largest`` is False.
     """
     path = image if isinstance(image, str | Path) else None
-    found = find_faces(image, upsample, encoder)
+    return pick_face(find_faces(image, upsample, encoder), path, largest)
+
+
+def pick_face(found: list[Face], path: str | Path | None = None, largest: bool = False) -> Face:
+    """The one face of ``found`` (with ``largest``, the largest of several), or the error that
+    says why there is none: the one copy of the no-face / several-faces rule.
+
+    Raises:
+        NoFaceError: no face found.
+        SeveralFacesError: several faces and ``largest`` is False.
+    """
     if not found:
         raise NoFaceError(
             "no face found",
@@ -186,173 +188,3 @@ def identify(
     finally:
         if owned:
             gallery.close()
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-# -- many images: detection in worker processes, embedding in batches ----------------------
-@dataclass
-class Detected:
-    """The faces of one image, before embedding."""
-
-    path: Path
-    boxes: list[Box]
-    chips: np.ndarray  # (n, 150, 150, 3) uint8
-    error: str | None = None  # the one-line message when the image could not be read
-
-
-def detect_and_align(path: str | Path, upsample: int = 1) -> Detected:
-    """Read one image, find its faces and align them; errors are captured, not raised."""
-    from cnnkit.face.alignment import align
-    from cnnkit.face.detection import detect, landmarks, load_image
-
-    path = Path(path)
-    try:
-        image = load_image(path)
-        boxes = detect(image, upsample)
-        chips = [align(image, landmarks(image, b)) for b in boxes]
-    except (CnnkitError, OSError) as exc:  # OSError: a read failing below the loader's checks
-        message = exc.message if isinstance(exc, CnnkitError) else f"{path}: {exc}"
-        return Detected(path, [], np.zeros((0, 150, 150, 3), np.uint8), message)
-    stack = np.stack(chips) if chips else np.zeros((0, 150, 150, 3), np.uint8)
-    return Detected(path, list(boxes), stack)
-
-
-def _detect_star(args: tuple[str, int]) -> Detected:
-    return detect_and_align(*args)
-
-
-def detect_many(paths: Sequence[Path], upsample: int = 1, cpus: int = 1) -> Iterator[Detected]:
-    """:func:`detect_and_align` over many images, in order; ``cpus`` > 1 uses worker processes."""
-    if cpus <= 1 or len(paths) < 2:
-        for p in paths:
-            yield detect_and_align(p, upsample)
-        return
-    import multiprocessing as mp
-
-    with mp.get_context("spawn").Pool(min(cpus, len(paths))) as pool:
-        yield from pool.imap(_detect_star, [(str(p), upsample) for p in paths], chunksize=2)
-
-
-def identify_many(
-    paths: Sequence[Path],
-    gallery: Gallery,
-    encoder: FaceEncoder,
-    tolerance: float | None = None,
-    upsample: int = 1,
-    batch_size: int = 32,
-    cpus: int = 1,
-) -> Iterator[tuple[Path, Box | None, str | None, float, str | None]]:
-    """(file, box, name or None, distance, error) for every face of every image, in file order.
-
-    Faces are embedded ``batch_size`` at a time; an unreadable image yields one row with its
-    error message and no box.
-    """
-    gallery.check_model(encoder.model_id, encoder.dim)
-    tau = gallery.tolerance(tolerance)
-    pending: list[Detected] = []
-
-    def flush() -> Iterator[tuple[Path, Box | None, str | None, float, str | None]]:
-        chips = [d.chips for d in pending if len(d.chips)]
-        if chips:
-            emb = encoder.embed(np.concatenate(chips))
-            matches = iter(gallery.search(emb))
-        else:
-            matches = iter([])
-        for d in pending:
-            if d.error is not None:
-                yield d.path, None, None, float("nan"), d.error
-            for box in d.boxes:
-                m = next(matches)
-                yield d.path, box, (m.name if m.distance <= tau else None), m.distance, None
-        pending.clear()
-
-    n_chips = 0
-    for detected in detect_many(paths, upsample, cpus):
-        pending.append(detected)
-        n_chips += len(detected.chips)
-        if n_chips >= batch_size:
-            yield from flush()
-            n_chips = 0
-    yield from flush()
-
-
-# -- pairs: one descriptor per image, with a fallback when no face is found -----------------
-def centre_box(shape: tuple[int, ...], fraction: float = 0.42) -> Box:
-    """A centred square box of side ``fraction * min(H, W)``: where LFW puts the face."""
-    h, w = shape[:2]
-    side = fraction * min(h, w)
-    top, left = int(round((h - side) / 2)), int(round((w - side) / 2))
-    return (top, int(round(left + side)), int(round(top + side)), left)
-
-
-def pick_centred(boxes: Sequence[Box], shape: tuple[int, ...]) -> Box:
-    """The box whose centre is nearest the image centre (ties: the larger box)."""
-    h, w = shape[:2]
-
-    def key(b: Box) -> tuple[float, int]:
-        cy, cx = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-        return ((cy - h / 2) ** 2 + (cx - w / 2) ** 2, -box_area(b))
-
-    return min(boxes, key=key)
-
-
-@dataclass
-class PairStats:
-    """How the pair images were handled."""
-
-    images: int = 0
-    several: int = 0  # images with several faces (the centred one was used)
-    retried: int = 0  # images whose face was found only with one more upsampling
-    fallback: int = 0  # images with no face found (landmarks in the centre box)
-
-
-def pair_embedder(
-    encoder: FaceEncoder,
-    upsample: int = 1,
-    flip: bool = False,
-    stats: PairStats | None = None,
-) -> Callable[[list[Path]], np.ndarray]:
-    """Return paths -> (n, 128) descriptors, one per image, for pairs benchmarks (LFW).
-
-    Policy: the detected face nearest the image centre; when HOG finds none, it tries once more
-    with one more upsampling; when it still finds none, the 5 landmarks are predicted inside
-    :func:`centre_box` and the chip aligned from them (LFW images are centred on the person).
-    With ``flip``, each descriptor is the mean of the chip's and its
-    mirror image's.
-    """
-    from cnnkit.face.alignment import align
-    from cnnkit.face.detection import detect, landmarks, load_image
-
-    stats = stats if stats is not None else PairStats()
-
-    def embed_images(paths: list[Path]) -> np.ndarray:
-        chips = []
-        for p in paths:
-            image = load_image(p)
-            boxes = detect(image, upsample)
-            stats.images += 1
-            if not boxes:
-                boxes = detect(image, upsample + 1)
-                stats.retried += bool(boxes)
-            if not boxes:
-                stats.fallback += 1
-                box = centre_box(image.shape)
-            else:
-                stats.several += len(boxes) > 1
-                box = pick_centred(boxes, image.shape)
-            chips.append(align(image, landmarks(image, box)))
-        batch = np.stack(chips)
-        emb = encoder.embed(batch)
-        if flip:
-            emb = (emb + encoder.embed(np.ascontiguousarray(batch[:, :, ::-1]))) / 2.0
-        return emb
-
-    return embed_images

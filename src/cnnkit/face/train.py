@@ -68,9 +68,8 @@ def load_face_folder(
     data: str | Path, upsample: int = 1, aligned: bool = False, encoder_chip: int = 150
 ) -> FaceSet:
     """Chips and labels of ``data/<person>/<photo>``; see the module docstring."""
-    from cnnkit.face.alignment import align
-    from cnnkit.face.detection import detect, landmarks, load_image
-    from cnnkit.face.recognize import box_area
+    from cnnkit.face.alignment import align_faces
+    from cnnkit.face.detection import box_area, detect, load_image
     from cnnkit.io import list_images
     from cnnkit.progress import progress
 
@@ -100,7 +99,7 @@ def load_face_folder(
                 if not boxes:
                     raise CnnkitError("no face found", path=f)
                 box = max(boxes, key=box_area)
-                chip = align(image, landmarks(image, box))
+                chip = align_faces(image, [box])[1][0]
         except CnnkitError as exc:
             log.warning("skipping %s", exc.message)
             skipped.append(str(f))

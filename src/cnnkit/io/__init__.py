@@ -2,6 +2,7 @@
 atomic saves, and conversions to/from NCHW float arrays and tensors."""
 
 from cnnkit.io.atomic import atomic_write, atomic_write_bytes, check_writable
+from cnnkit.io.hashing import file_sha256
 from cnnkit.io.image import (
     MAX_IMAGE_PIXELS,
     array_to_nchw,
@@ -21,6 +22,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_bytes",
     "check_writable",
+    "file_sha256",
     "list_images",
     "load_image",
     "load_image_pil",

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from cnnkit.errors import NotFoundError
+from cnnkit.errors import PATH_LIMIT, NotFoundError, shorten
 
 #: Modules whose import registers builders. Imported lazily by the lookup functions.
 _BUILDER_MODULES = (
@@ -122,7 +122,7 @@ def model_info(name: str) -> ModelInfo:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=4, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else "see `cnnkit models`"
-        raise NotFoundError(f"unknown model {name!r}", hint=hint)
+        raise NotFoundError(f"unknown model {shorten(name, PATH_LIMIT)}", hint=hint)
     return _REGISTRY[name]
 
 

@@ -26,7 +26,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cnnkit.errors import ShapeError, first_line
+from cnnkit.errors import ShapeError, first_line, shorten
 
 #: Layer types left out of the table unless ``all_layers=True`` (no parameters, shape kept).
 ELEMENTWISE = ("ReLU", "ReLU6", "Dropout", "ScaledTanh", "Identity", "Tanh", "Sigmoid")
@@ -142,16 +142,16 @@ def parse_input_size(text: str, default_channels: int = 3) -> tuple[int, int, in
         ShapeError: anything else, or a zero.
     """
     compact = re.sub(r"\s+", "", text.lower())
-    ok = re.fullmatch(r"\d+([x,]\d+){0,2}", compact)
+    ok = re.fullmatch(r"\d{1,9}([x,]\d{1,9}){0,2}", compact)  # 9 digits: int() stays cheap
     dims = [int(p) for p in re.split(r"[x,]", compact)] if ok else []
     if not dims or min(dims) < 1:
         raise ShapeError(
-            f"input size must be CxHxW, HxW or N (NxN) with positive integers. Got {text!r}",
+            f"input size must be CxHxW, HxW or N (NxN) with positive integers. Got {shorten(text)}",
             hint="e.g. --input 3x224x224",
         )
     if len(dims) == 2 and dims[0] <= 4 and dims[0] != dims[1]:
         raise ShapeError(
-            f"input size {text!r} is ambiguous: it reads as CxH with W missing",
+            f"input size {shorten(text)} is ambiguous: it reads as CxH with W missing",
             hint=f"give CxHxW, e.g. {dims[0]}x{dims[1]}x{dims[1]}, or a square size N",
         )
     if len(dims) == 1:

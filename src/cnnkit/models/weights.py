@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -112,12 +111,10 @@ def get_record(name: str) -> WeightsRecord | None:
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    """Hex SHA-256 of a file (:func:`cnnkit.io.file_sha256`)."""
+    from cnnkit.io import file_sha256
+
+    return file_sha256(path)
 
 
 def resolve_checkpoint(
@@ -202,7 +199,7 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        what, hint = _load_failure(path, exc)
+        what, hint = describe_load_failure(path, exc)
         raise WeightsError(
             f"not a readable PyTorch checkpoint ({what})", path=path, hint=hint
         ) from exc
@@ -225,11 +222,12 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     return state
 
 
-def _load_failure(path: Path, exc: BaseException) -> tuple[str, str]:
+def describe_load_failure(path: Path, exc: BaseException) -> tuple[str, str]:
     """Why ``torch.load`` failed, in words: ``(what, hint)``, from the file's first bytes.
 
     PyTorch's own messages are unhelpful here (a text file gives ``KeyError: '101'``, the byte
-    value of its first letter), so the file format is told from its magic number instead.
+    value of its first letter; a refused pickle suggests ``weights_only=False``, which would run
+    the file's code), so they are never echoed: the file format is told from its magic number.
     """
     text = str(exc)
     if "Unsupported global" in text:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnkit.errors import NotFoundError, WeightsError
+from cnnkit.errors import PATH_LIMIT, NotFoundError, WeightsError, shorten
 from cnnkit.style.features import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,9 @@ def _vgg_features(name: str = "vgg19") -> nn.Sequential:
 
     configs = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
     if name not in configs:
-        raise NotFoundError(f"unknown VGG {name!r}", hint=f"choose from {', '.join(configs)}")
+        raise NotFoundError(
+            f"unknown VGG {shorten(name, PATH_LIMIT)}", hint=f"choose from {', '.join(configs)}"
+        )
     with torch.device("meta"):
         features = make_layers(cfgs[configs[name]])
     return features.to_empty(device="cpu")
@@ -231,7 +233,8 @@ def build_extractor(
     """
     if backbone not in BACKBONES:
         raise NotFoundError(
-            f"unknown backbone {backbone!r}", hint=f"choose from {', '.join(BACKBONES)}"
+            f"unknown backbone {shorten(backbone, PATH_LIMIT)}",
+            hint=f"choose from {', '.join(BACKBONES)}",
         )
     if backbone == "random-vgg19" and weights is not None:
         log.info("--weights is ignored with --backbone random-vgg19")

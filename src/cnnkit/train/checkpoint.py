@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cnnkit.errors import WeightsError, first_line
+from cnnkit.errors import WeightsError
 from cnnkit.io import atomic_write
 
 FORMAT = "cnnkit-train/1"
@@ -49,23 +49,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """
     import torch
 
+    from cnnkit.models.weights import describe_load_failure
+
     path = Path(path)
     if not path.is_file():
         raise WeightsError("no such checkpoint", path=path, hint="train one with `cnnkit train`")
+    hint = "give a file written by `cnnkit train --out`"
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, or pickled with unsafe objects
-        reason = first_line(exc)
-        raise WeightsError(
-            f"cannot read checkpoint ({reason})",
-            path=path,
-            hint="the file may be truncated or not a PyTorch checkpoint",
-        ) from exc
+        # PyTorch's text is not echoed: it is cut off mid-sentence and suggests
+        # weights_only=False, which would run whatever code the file holds.
+        what, _ = describe_load_failure(path, exc)
+        raise WeightsError(f"not a cnnkit checkpoint: {what}", path=path, hint=hint) from exc
     if not is_training_checkpoint(obj):
         raise WeightsError(
-            "not a cnnkit training checkpoint",
+            "not a cnnkit checkpoint: a PyTorch file without cnnkit's training record",
             path=path,
-            hint="give a file written by `cnnkit train --out`",
+            hint=hint,
         )
     return obj
 

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import PATH_LIMIT, CnnkitError, shorten
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 ENGINES = ("torch", "numpy")
@@ -78,19 +78,22 @@ class TrainConfig:
     def check(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise CnnkitError(
-                f"--optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}"
+                f"--optimizer must be one of {', '.join(OPTIMIZERS)}; got {shorten(self.optimizer)}"
             )
         if self.engine not in ENGINES:
-            raise CnnkitError(f"--engine must be torch or numpy; got {self.engine!r}")
+            raise CnnkitError(f"--engine must be torch or numpy; got {shorten(self.engine)}")
         if self.engine == "numpy" and self.model not in NUMPY_MODELS:
             raise CnnkitError(
-                f"--engine numpy trains {' or '.join(NUMPY_MODELS)}, not {self.model!r}",
+                f"--engine numpy trains {' or '.join(NUMPY_MODELS)}, "
+                f"not {shorten(self.model, PATH_LIMIT)}",
                 hint="use --engine torch for other models",
             )
         if self.engine == "numpy" and self.optimizer == "adamw":
             raise CnnkitError("--engine numpy has sgd and adam, not adamw", hint="use adam")
         if self.schedule not in SCHEDULES:
-            raise CnnkitError(f"--schedule must be cosine or constant; got {self.schedule!r}")
+            raise CnnkitError(
+                f"--schedule must be cosine or constant; got {shorten(self.schedule)}"
+            )
         if self.epochs is not None and self.epochs < 1:
             raise CnnkitError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size is not None and self.batch_size < 1:

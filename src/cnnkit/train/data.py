@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnkit.errors import CnnkitError, ImageReadError, NotFoundError
+from cnnkit.errors import CnnkitError, ImageReadError, NotFoundError, shorten
 from cnnkit.io import load_image_pil
 from cnnkit.io.image import IMAGE_SUFFIXES
 
@@ -369,7 +369,9 @@ def load_data(
         raise CnnkitError("give exactly one of --data DIR or --dataset digits")
     if dataset is not None:
         if dataset != "digits":
-            raise NotFoundError(f"unknown dataset {dataset!r}", hint="the built-in one is 'digits'")
+            raise NotFoundError(
+                f"unknown dataset {shorten(dataset)}", hint="the built-in one is 'digits'"
+            )
         d = load_digits_split(image_size, channels)
         return DataBundle(d.train, d.test, d.classes, image_size, channels, d.mean, d.std, "digits")
     index = scan_image_folder(data)  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import CnnkitError, shorten
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def resolve_device(device: str, local_rank: int = 0) -> str:
     import torch
 
     if device not in ("cpu", "cuda", "auto"):
-        raise CnnkitError(f"--device must be cpu, cuda or auto, got {device!r}")
+        raise CnnkitError(f"--device must be cpu, cuda or auto, got {shorten(device)}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnkit.errors import CnnkitError, WeightsError
+from cnnkit.errors import PATH_LIMIT, CnnkitError, WeightsError, shorten
 from cnnkit.train.build import create, transfer_state
 from cnnkit.train.checkpoint import load_checkpoint
 from cnnkit.train.data import ImageTransform, load_data
@@ -27,6 +27,7 @@ class LoadedModel:
     classes: list[str]
     transform: ImageTransform
     dataset: str  # "digits" when trained on the built-in digits, else ""
+    source: str = ""  # the checkpoint file, for error messages
 
 
 def load_trained(weights: str | Path, model_name: str | None = None) -> LoadedModel:
@@ -39,7 +40,7 @@ def load_trained(weights: str | Path, model_name: str | None = None) -> LoadedMo
     name = str(ckpt["model"])
     if model_name is not None and model_name != name:
         raise WeightsError(
-            f"checkpoint holds a {name!r}, not a {model_name!r}",
+            f"checkpoint holds a {name!r}, not a {shorten(model_name, PATH_LIMIT)}",
             path=weights,
             hint=f"use --model {name}",
         )
@@ -53,7 +54,9 @@ def load_trained(weights: str | Path, model_name: str | None = None) -> LoadedMo
         tuple(float(v) for v in ckpt["mean"]),
         tuple(float(v) for v in ckpt["std"]),
     )
-    return LoadedModel(model, name, classes, transform, str(ckpt.get("dataset", "")))
+    return LoadedModel(
+        model, name, classes, transform, str(ckpt.get("dataset", "")), source=str(weights)
+    )
 
 
 def predict_arrays(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -115,6 +118,15 @@ def evaluate_model(
     )
     if dataset is not None:
         eval_set: Any = bundle.val
+        if list(bundle.classes) != list(loaded.classes):  # labels index the model's classes
+            raise CnnkitError(
+                f"the checkpoint's {len(loaded.classes)} classes "
+                f"({_names(loaded.classes)}) are not the {dataset} data set's "
+                f"{len(bundle.classes)} ({_names(bundle.classes)})",
+                path=loaded.source or None,
+                hint=f"evaluate it with --data DIR (one subfolder per class), or train a "
+                f"model on --dataset {dataset}",
+            )
     else:
         eval_set = bundle.train
         missing = sorted(set(bundle.classes) - set(loaded.classes))
@@ -132,6 +144,12 @@ def evaluate_model(
     pred = probs.argmax(1)
     cm = confusion_matrix(y, pred, len(loaded.classes))
     return Evaluation(float((pred == y).mean()), cm, list(loaded.classes), len(y))
+
+
+def _names(classes: list[str], n: int = 4) -> str:
+    """The first ``n`` class names, shortened, for an error line."""
+    shown = ", ".join(shorten(c, 20) for c in classes[:n])
+    return shown + (f", ... ({len(classes) - n} more)" if len(classes) > n else "")
 
 
 def format_confusion(cm: np.ndarray, classes: list[str]) -> str:

@@ -1,0 +1,107 @@
+"""Many images at once: detection and alignment in worker processes, embedding in batches.
+
+:func:`identify_many` is what ``cnnkit face identify DIR`` runs: images are read, detected and
+aligned (optionally in ``cpus`` spawned processes), then the chips of several images are embedded
+together, ``batch_size`` at a time, and searched in the person store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cnnkit.errors import CnnkitError
+from cnnkit.face.detection import Box
+
+if TYPE_CHECKING:
+    from cnnkit.face.encoder import FaceEncoder
+    from cnnkit.face.store import PersonStore
+
+
+@dataclass
+class Detected:
+    """The faces of one image, before embedding."""
+
+    path: Path
+    boxes: list[Box]
+    chips: np.ndarray  # (n, 150, 150, 3) uint8
+    error: str | None = None  # the one-line message when the image could not be read
+
+
+def detect_and_align(path: str | Path, upsample: int = 1) -> Detected:
+    """Read one image, find its faces and align them; errors are captured, not raised."""
+    from cnnkit.face.alignment import align_faces
+    from cnnkit.face.detection import detect, load_image
+
+    path = Path(path)
+    try:
+        image = load_image(path)
+        boxes = detect(image, upsample)
+        _, chips = align_faces(image, boxes)
+    except (CnnkitError, OSError) as exc:  # OSError: a read failing below the loader's checks
+        message = exc.message if isinstance(exc, CnnkitError) else f"{path}: {exc}"
+        return Detected(path, [], np.zeros((0, 150, 150, 3), np.uint8), message)
+    return Detected(path, list(boxes), chips)
+
+
+def _detect_star(args: tuple[str, int]) -> Detected:
+    return detect_and_align(*args)
+
+
+def detect_many(paths: Sequence[Path], upsample: int = 1, cpus: int = 1) -> Iterator[Detected]:
+    """:func:`detect_and_align` over many images, in order; ``cpus`` > 1 uses worker processes."""
+    if cpus <= 1 or len(paths) < 2:
+        for p in paths:
+            yield detect_and_align(p, upsample)
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(min(cpus, len(paths))) as pool:
+        yield from pool.imap(_detect_star, [(str(p), upsample) for p in paths], chunksize=2)
+
+
+def identify_many(
+    paths: Sequence[Path],
+    gallery: PersonStore,
+    encoder: FaceEncoder,
+    tolerance: float | None = None,
+    upsample: int = 1,
+    batch_size: int = 32,
+    cpus: int = 1,
+) -> Iterator[tuple[Path, Box | None, str | None, float, str | None]]:
+    """(file, box, name or None, distance, error) for every face of every image, in file order.
+
+    Faces are embedded ``batch_size`` at a time; an unreadable image yields one row with its
+    error message and no box.
+    """
+    gallery.check_model(encoder.model_id, encoder.dim)
+    tau = gallery.tolerance(tolerance)
+    pending: list[Detected] = []
+
+    def flush() -> Iterator[tuple[Path, Box | None, str | None, float, str | None]]:
+        chips = [d.chips for d in pending if len(d.chips)]
+        if chips:
+            emb = encoder.embed(np.concatenate(chips))
+            matches = iter(gallery.search(emb))
+        else:
+            matches = iter([])
+        for d in pending:
+            if d.error is not None:
+                yield d.path, None, None, float("nan"), d.error
+            for box in d.boxes:
+                m = next(matches)
+                yield d.path, box, (m.name if m.distance <= tau else None), m.distance, None
+        pending.clear()
+
+    n_chips = 0
+    for detected in detect_many(paths, upsample, cpus):
+        pending.append(detected)
+        n_chips += len(detected.chips)
+        if n_chips >= batch_size:
+            yield from flush()
+            n_chips = 0
+    yield from flush()
