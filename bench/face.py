@@ -304,6 +304,7 @@ def lfw_precision_accuracy(root: Path, threads: int, precisions: list[str]) -> d
     made once; descriptors are cached per precision in bench/out/lfw_dev_emb_k1_<p>.npz."""
     from cnnkit import face
     from cnnkit.face import FaceEncoder
+    from cnnkit.face.alignment import align_faces
     from cnnkit.progress import progress
 
     _threads(threads)
@@ -326,7 +327,7 @@ def lfw_precision_accuracy(root: Path, threads: int, precisions: list[str]) -> d
             for i in range(start, min(start + batch, len(images))):
                 img = face.load_image(root / "images" / images[i])
                 box = tuple(int(v) for v in boxes[i])
-                chips.append(face.align(img, face.landmarks(img, box, 1)))
+                chips.append(align_faces(img, [box], 1)[1][0])
             c = np.stack(chips)
             flipped = np.ascontiguousarray(c[:, :, ::-1])
             for p, enc in encs.items():

@@ -179,3 +179,17 @@ def test_auto_reports_what_it_ran():
     assert found.detector == "cnn" and len(found.boxes) == 1
     hog = detect_with(image, 0, "hog")
     assert hog.detector == "hog" and hog.boxes == detect(image, 0)
+
+
+def test_the_use_cases_take_the_detector(tmp_path):
+    from cnnkit.face.batch import detect_and_align
+    from cnnkit.face.usecases import detect_faces
+
+    image, _ = IMAGES["turned"]
+    path = tmp_path / "turned.png"
+    Image.fromarray(image).save(path)
+    cnn = detect_with(image, 0, "cnn").boxes
+    assert detect_faces(path, 0, detector="cnn") == cnn and len(cnn) == 1
+    assert detect_faces(path, 0) == detect(image, 0)  # HOG stays the default
+    found = detect_and_align(path, 0, detector="cnn")
+    assert found.boxes == cnn and found.chips.shape == (1, 150, 150, 3)

@@ -32,15 +32,16 @@ class Detected:
     error: str | None = None  # the one-line message when the image could not be read
 
 
-def detect_and_align(path: str | Path, upsample: int = 1) -> Detected:
-    """Read one image, find its faces and align them; errors are captured, not raised."""
+def detect_and_align(path: str | Path, upsample: int = 1, detector: str = "hog") -> Detected:
+    """Read one image, find its faces (``detector``: hog, cnn or auto) and align them; errors
+    are captured, not raised."""
     from cnnkit.face.alignment import align_faces
     from cnnkit.face.detection import detect, load_image
 
     path = Path(path)
     try:
         image = load_image(path)
-        boxes = detect(image, upsample)
+        boxes = detect(image, upsample, detector)
         _, chips = align_faces(image, boxes)
     except (CnnkitError, OSError) as exc:  # OSError: a read failing below the loader's checks
         message = exc.message if isinstance(exc, CnnkitError) else f"{path}: {exc}"
@@ -48,20 +49,23 @@ def detect_and_align(path: str | Path, upsample: int = 1) -> Detected:
     return Detected(path, list(boxes), chips)
 
 
-def _detect_star(args: tuple[str, int]) -> Detected:
+def _detect_star(args: tuple[str, int, str]) -> Detected:
     return detect_and_align(*args)
 
 
-def detect_many(paths: Sequence[Path], upsample: int = 1, cpus: int = 1) -> Iterator[Detected]:
+def detect_many(
+    paths: Sequence[Path], upsample: int = 1, cpus: int = 1, detector: str = "hog"
+) -> Iterator[Detected]:
     """:func:`detect_and_align` over many images, in order; ``cpus`` > 1 uses worker processes."""
     if cpus <= 1 or len(paths) < 2:
         for p in paths:
-            yield detect_and_align(p, upsample)
+            yield detect_and_align(p, upsample, detector)
         return
     import multiprocessing as mp
 
     with mp.get_context("spawn").Pool(min(cpus, len(paths))) as pool:
-        yield from pool.imap(_detect_star, [(str(p), upsample) for p in paths], chunksize=2)
+        jobs = [(str(p), upsample, detector) for p in paths]
+        yield from pool.imap(_detect_star, jobs, chunksize=2)
 
 
 def identify_many(
@@ -72,6 +76,7 @@ def identify_many(
     upsample: int = 1,
     batch_size: int = 32,
     cpus: int = 1,
+    detector: str = "hog",
 ) -> Iterator[tuple[Path, Box | None, str | None, float, str | None]]:
     """(file, box, name or None, distance, error) for every face of every image, in file order.
 
@@ -98,7 +103,7 @@ def identify_many(
         pending.clear()
 
     n_chips = 0
-    for detected in detect_many(paths, upsample, cpus):
+    for detected in detect_many(paths, upsample, cpus, detector):
         pending.append(detected)
         n_chips += len(detected.chips)
         if n_chips >= batch_size:

@@ -141,11 +141,11 @@ def calibration_chips() -> np.ndarray:
     (N, 150, 150, 3) uint8."""
     from PIL import Image, ImageEnhance
 
-    from cnnkit.face.alignment import align
-    from cnnkit.face.detection import detect, landmarks
+    from cnnkit.face.alignment import align_faces
+    from cnnkit.face.detection import detect
     from cnnkit.io import load_image_pil, sample_path
 
-    chips = []
+    chips: list[np.ndarray] = []
     for name in ("grace_hopper", "astronaut"):
         pil = load_image_pil(sample_path(name))
         w, h = pil.size
@@ -162,8 +162,7 @@ def calibration_chips() -> np.ndarray:
         ]
         for v in variants:
             img = np.asarray(v.convert("RGB"))
-            for box in detect(img, 0)[:1]:  # the faces are large: no upsampling needed
-                chips.append(align(img, landmarks(img, box)))
+            chips.extend(align_faces(img, detect(img, 0)[:1])[1])  # large faces: no upsampling
     return np.stack(chips)
 
 

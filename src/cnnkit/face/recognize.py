@@ -66,12 +66,16 @@ def load(image: ImageLike) -> np.ndarray:
 
 
 def find_faces(
-    image: ImageLike, upsample: int = 1, encoder: FaceEncoder | None = None
+    image: ImageLike,
+    upsample: int = 1,
+    encoder: FaceEncoder | None = None,
+    detector: str = "hog",
 ) -> list[Face]:
-    """Every face in an image: detected, aligned and embedded (see :func:`cnnkit.face.faces`)."""
+    """Every face in an image: detected (``detector``: hog, cnn or auto), aligned and embedded
+    (see :func:`cnnkit.face.faces`)."""
     from cnnkit.face.pipeline import faces
 
-    return faces(load(image), upsample=upsample, encoder=_encoder(encoder))
+    return faces(load(image), upsample=upsample, encoder=_encoder(encoder), detector=detector)
 
 
 def one_face(
@@ -79,6 +83,7 @@ def one_face(
     upsample: int = 1,
     encoder: FaceEncoder | None = None,
     largest: bool = False,
+    detector: str = "hog",
 ) -> Face:
     """The single face of a photo; with ``largest``, the largest of several.
 
@@ -87,7 +92,7 @@ def one_face(
         SeveralFacesError: several faces and ``largest`` is False.
     """
     path = image if isinstance(image, str | Path) else None
-    return pick_face(find_faces(image, upsample, encoder), path, largest)
+    return pick_face(find_faces(image, upsample, encoder, detector), path, largest)
 
 
 def pick_face(found: list[Face], path: str | Path | None = None, largest: bool = False) -> Face:
@@ -121,6 +126,7 @@ def verify(
     *,
     encoder: FaceEncoder | None = None,
     upsample: int = 1,
+    detector: str = "hog",
 ) -> tuple[bool, float]:
     """Is this face ``name``? Returns (match, distance to name's closest enrolled photo).
 
@@ -143,7 +149,7 @@ def verify(
         else:
             enc = _encoder(encoder)
             gallery.check_model(enc.model_id, enc.dim)
-            query = one_face(image_or_embedding, upsample, enc, largest=True).embedding
+            query = one_face(image_or_embedding, upsample, enc, True, detector).embedding
         d = gallery.distance_to(query, name)
         return d <= gallery.tolerance(tolerance), d
     finally:
@@ -158,6 +164,7 @@ def identify(
     *,
     encoder: FaceEncoder | None = None,
     upsample: int = 1,
+    detector: str = "hog",
 ) -> list[tuple[Box | None, str | None, float]]:
     """Who is in this photo? One (box, name or None, distance) per face.
 
@@ -175,7 +182,7 @@ def identify(
         else:
             enc = _encoder(encoder)
             gallery.check_model(enc.model_id, enc.dim)
-            found = find_faces(image_or_embeddings, upsample, enc)
+            found = find_faces(image_or_embeddings, upsample, enc, detector)
             if not found:
                 return []
             q = np.stack([f.embedding for f in found])

@@ -95,6 +95,7 @@ def enroll(
     largest: bool = False,
     strict: bool = True,
     upsample: int = 1,
+    detector: str = "hog",
     tolerance: float | None = None,
     sources: Sequence[str | None] | None = None,
     sha256s: Sequence[str | None] | None = None,
@@ -136,7 +137,7 @@ def enroll(
         path = _path_of(image)
         source = sources[i] if sources is not None else (path.name if path else None)
         digest = sha256s[i] if sha256s is not None else (file_sha256(path) if path else None)
-        found = find_faces(image, upsample, enc)
+        found = find_faces(image, upsample, enc, detector)
         if not found or (len(found) > 1 and not largest):
             if strict:
                 pick_face(found, path, largest)  # raises NoFaceError / SeveralFacesError
@@ -202,6 +203,7 @@ def verify_photo(
     tolerance: float | None = None,
     encoder: FaceEncoder | Callable[[], FaceEncoder] | None = None,
     upsample: int = 1,
+    detector: str = "hog",
 ) -> Verification:
     """1:1 verification of the largest face in ``image`` against ``name``.
 
@@ -211,7 +213,7 @@ def verify_photo(
     store.vectors_of(name)  # unknown name: fails before the encoder loads
     enc = _encoder(encoder)
     store.check_model(enc.model_id, enc.dim)
-    found = find_faces(image, upsample, enc)
+    found = find_faces(image, upsample, enc, detector)
     face = pick_face(found, _path_of(image), largest=True)  # NoFaceError when none
     d = store.distance_to(face.embedding, name)
     tau = store.tolerance(tolerance)
@@ -236,12 +238,13 @@ def identify_image(
     k: int = 3,
     encoder: FaceEncoder | Callable[[], FaceEncoder] | None = None,
     upsample: int = 1,
+    detector: str = "hog",
 ) -> list[FaceMatch]:
     """1:K identification of every face in ``image`` (none: an empty list)."""
     enc = _encoder(encoder)
     store.check_model(enc.model_id, enc.dim)
     tau = store.tolerance(tolerance)
-    found = find_faces(image, upsample, enc)
+    found = find_faces(image, upsample, enc, detector)
     if not found:
         return []
     near = store.nearest(np.stack([f.embedding for f in found]), k)
@@ -253,11 +256,12 @@ def identify_image(
     return out
 
 
-def detect_faces(image: ImageInput, upsample: int = 1) -> list[Box]:
-    """The (top, right, bottom, left) boxes of the faces in an image, most confident first."""
+def detect_faces(image: ImageInput, upsample: int = 1, detector: str = "hog") -> list[Box]:
+    """The (top, right, bottom, left) boxes of the faces in an image, most confident first
+    (``detector``: hog, cnn or auto; see :func:`cnnkit.face.detect`)."""
     from cnnkit.face.detection import detect
 
-    return detect(load(image), upsample)
+    return detect(load(image), upsample, detector)
 
 
 # -- calibrate / evaluate on labelled pairs ---------------------------------------------------
@@ -287,6 +291,7 @@ def pair_distances(
     encoder: FaceEncoder | Callable[[], FaceEncoder] | None = None,
     upsample: int = 1,
     flip: bool = False,
+    detector: str = "hog",
 ) -> PairDistances:
     """Distances of an LFW-format pairs file (policy: :func:`cnnkit.face.pairs.pair_embedder`)."""
     from cnnkit.face import evaluate as ev
@@ -294,7 +299,7 @@ def pair_distances(
 
     read = ev.read_pairs(pairs)
     stats = PairStats()
-    embedder = pair_embedder(_encoder(encoder), upsample, flip, stats)
+    embedder = pair_embedder(_encoder(encoder), upsample, flip, stats, detector)
     d = ev.pair_distances(read, images, embedder)
     log.info(
         "%d pairs, %d images: %d with several faces (centred one used), %d found only with "
@@ -336,6 +341,7 @@ def calibrate(
     encoder: FaceEncoder | Callable[[], FaceEncoder] | None = None,
     upsample: int = 1,
     flip: bool = False,
+    detector: str = "hog",
 ) -> Calibration:
     """Choose tau on labelled pairs (k-fold protocol); with ``store``, store it there."""
     from cnnkit.face.evaluate import best_threshold, kfold_accuracy
@@ -343,7 +349,7 @@ def calibrate(
     enc = _encoder(encoder)
     if store is not None:
         store.check_model(enc.model_id, enc.dim)
-    pd = pair_distances(pairs, images, encoder=enc, upsample=upsample, flip=flip)
+    pd = pair_distances(pairs, images, encoder=enc, upsample=upsample, flip=flip, detector=detector)
     kf = kfold_accuracy(pd.distances, pd.same, n_folds=pd.n_folds, folds=pd.folds)
     tau, acc_all = best_threshold(pd.distances, pd.same)
     if store is not None:
@@ -370,12 +376,15 @@ def evaluate_pairs(
     upsample: int = 1,
     flip: bool = False,
     roc: str | Path | None = None,
+    detector: str = "hog",
 ) -> Evaluation:
     """Verification accuracy on labelled pairs at ``tau``, k-fold, ROC AUC, TAR@FAR=1e-3;
     with ``roc``, the ROC curve is saved there as a PNG."""
     from cnnkit.face.evaluate import evaluate_distances, plot_roc
 
-    pd = pair_distances(pairs, images, encoder=encoder, upsample=upsample, flip=flip)
+    pd = pair_distances(
+        pairs, images, encoder=encoder, upsample=upsample, flip=flip, detector=detector
+    )
     result = evaluate_distances(pd.distances, pd.same, tau, folds=pd.folds, n_folds=pd.n_folds)
     if roc is not None:
         title = f"ROC, {Path(pairs).parent.name or Path(pairs).name}"
