@@ -7,6 +7,8 @@ a turned face, and images without faces.
 
 from __future__ import annotations
 
+import logging
+
 import dlib  # the reference implementation
 import numpy as np
 import pytest
@@ -173,10 +175,12 @@ def test_auto_picks_by_size_and_device():
         resolve_detector("yolo", small, 1)
 
 
-def test_auto_reports_what_it_ran():
+def test_auto_reports_what_it_ran(caplog):
     image, _ = IMAGES["grace_level1"]
-    found = detect_with(image, 0, "auto")
+    with caplog.at_level(logging.DEBUG, logger="cnnkit.face.detectors"):
+        found = detect_with(image, 0, "auto")
     assert found.detector == "cnn" and len(found.boxes) == 1
+    assert "face detector auto: using cnn" in caplog.text
     hog = detect_with(image, 0, "hog")
     assert hog.detector == "hog" and hog.boxes == detect(image, 0)
 

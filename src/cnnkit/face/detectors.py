@@ -60,6 +60,16 @@ def resolve_detector(detector: str, shape: tuple[int, ...], upsample: int) -> st
     return "cnn" if pixels <= CNN_AUTO_MAX_PIXELS else "hog"
 
 
+_last_auto: list[str] = []  # the choice auto last logged, so a folder of images logs it once
+
+
+def _say_auto(used: str, shape: tuple[int, ...]) -> None:
+    """Log auto's choice at INFO when it differs from the last one logged (else DEBUG)."""
+    level = logging.DEBUG if _last_auto[-1:] == [used] else logging.INFO
+    _last_auto[:] = [used]
+    log.log(level, "face detector auto: using %s (image %dx%d)", used, shape[1], shape[0])
+
+
 def _clip(rect: tuple[int, int, int, int], h: int, w: int) -> Box:
     left, top, right, bottom = rect
     return (max(top, 0), min(right, w), min(bottom, h), max(left, 0))
@@ -76,7 +86,7 @@ def detect_with(image: np.ndarray, upsample: int = 1, detector: str = "hog") -> 
         raise ValueError(f"upsample must be >= 0, got {upsample}")
     used = resolve_detector(detector, image.shape, upsample)
     if detector == "auto":
-        log.info("face detector auto: using %s for a %dx%d image", used, *image.shape[1::-1])
+        _say_auto(used, image.shape)
     if used == "hog":
         scored = detect_scored(image, upsample)
         return Detections([b for b, _ in scored], [s for _, s in scored], "hog")
