@@ -8,14 +8,31 @@ STAMP := $(VENV)/.cnnkit-installed
 # a plain `torch` would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup system demo test lint bench clean
 
 setup: $(STAMP)
+
+# System packages the tests drive for real: Chromium + ChromeDriver (the browser app's tests) and
+# PostgreSQL (the service's second backend; the tests start their own server in a temp folder).
+# Installed with apt-get when missing and running as root; otherwise the tests say what to install.
+system:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "warning: missing$$missing: install them (e.g. sudo apt-get install$$missing) for the browser and PostgreSQL tests" >&2; \
+	  fi; \
+	fi
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[face,dev]"
+	$(PY) -m pip install --quiet -e ".[face,serve,style,dev]"
 	touch $(STAMP)
 
 demo: setup
@@ -26,7 +43,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy src
 
-test: lint
+test: lint system
 	$(VENV)/bin/python -m pytest -q
 
 bench: setup

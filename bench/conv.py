@@ -4,15 +4,20 @@ For each shape (batch 8) it times, median of repeats (the four timings take turn
 so that they share the machine's noise):
   forward:  torch.nn.functional.conv2d          vs cnnkit.conv.conv2d_forward
   backward: torch autograd (grad x, W and b)    vs cnnkit.conv.conv2d_backward (from the cache)
-and prints GFLOP/s next to numpy's float32 matmul GFLOP/s (the machine's practical limit).
+and prints which path cnnkit took (Winograd F(m x m, 3 x 3), or the direct im2col / per-offset
+GEMMs), GFLOP/s (counting the direct method's 2 m n_C n_H n_W n_C_prev f^2 flops, also for
+Winograd, which does fewer) and ``frac``: cnnkit's forward GFLOP/s over numpy's float32 matmul
+GFLOP/s (the machine's practical limit; above 1.0 means fewer flops than the direct method).
 
-Last line: ``RESULT fwd_ratio_max=<x> bwd_ratio_max=<y> gflops_fraction=<z>`` where the ratios
+Last line: ``RESULT fwd_ratio_max=<x> bwd_ratio_max=<y> gflops_fraction=<z> fwd_ratio_max_cpu=..
+bwd_ratio_max_cpu=..`` where the ratios
 are cnnkit time / torch time of the medians (worst shape; the table also shows the ratio of the
 fastest repeats, "(min)", which is less sensitive to other jobs on a shared machine), and
-gflops_fraction is the mean over shapes of cnnkit's forward GFLOP/s divided by numpy's matmul
-GFLOP/s.
+gflops_fraction is the mean over shapes of the per-shape ``frac``. ``*_cpu`` are the same worst
+ratios from the CPU time of this process (time.process_time), which other jobs on a shared
+machine disturb less than the wall clock (they still share its caches and memory bandwidth).
 
-Usage: python bench/conv.py [--repeats 7] [--shapes 0,1,2,3]
+Usage: python bench/conv.py [--repeats 7] [--shapes 0,1,2,3] [--algorithm auto|direct|winograd]
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from cnnkit.conv import conv2d_backward, conv2d_forward
 from cnnkit.conv.blas import backend
 from cnnkit.conv.functional import conv_flops
+from cnnkit.errors import ShapeError
 
 # (C_in, H, W, C_out, f, stride, padding), batch 8, as in the issue.
 SHAPES = [
@@ -61,13 +67,19 @@ def matmul_gflops(repeats: int) -> float:
     return 2 * 1024**3 / t / 1e9
 
 
-def bench_shape(shape, repeats: int, rng: np.random.Generator) -> dict[str, float]:
+def bench_shape(
+    shape, repeats: int, rng: np.random.Generator, algorithm: str
+) -> tuple[dict[str, float], str]:
     c, h, w, o, f, s, p = shape
     x = rng.standard_normal((BATCH, c, h, w), dtype=np.float32)
     wt = rng.standard_normal((o, c, f, f), dtype=np.float32) * 0.1
     b = rng.standard_normal(o, dtype=np.float32)
     tx, tw, tb = (torch.from_numpy(a) for a in (x, wt, b))
-    out, cache = conv2d_forward(x, wt, b, s, p)
+    try:
+        out, cache = conv2d_forward(x, wt, b, s, p, algorithm)
+    except ShapeError:  # e.g. --algorithm winograd on the stride-2 shape: run the direct path
+        algorithm = "direct"
+        out, cache = conv2d_forward(x, wt, b, s, p, algorithm)
     g = rng.standard_normal(out.shape, dtype=np.float32)
     tg = torch.from_numpy(g)
     gx, gw, gb = (a.clone().requires_grad_(True) for a in (tx, tw, tb))
@@ -80,22 +92,26 @@ def bench_shape(shape, repeats: int, rng: np.random.Generator) -> dict[str, floa
         gx.grad = gw.grad = gb.grad = None
         y_graph[:] = [torch.nn.functional.conv2d(gx, gw, gb, stride=s, padding=p)]
 
-    times: dict[str, list[float]] = {k: [] for k in ("fwd_torch", "fwd_np", "bwd_torch", "bwd_np")}
+    keys = ("fwd_torch", "fwd_np", "bwd_torch", "bwd_np")
+    times: dict[str, list[float]] = {k: [] for k in keys}  # wall clock
+    cpu: dict[str, list[float]] = {k: [] for k in keys}  # CPU time of this process
     for i in range(repeats + 1):  # the four timings take turns, so they share the noise
         for key, fn in (
             ("fwd_torch", torch_fwd),
-            ("fwd_np", lambda: conv2d_forward(x, wt, b, s, p)),
+            ("fwd_np", lambda: conv2d_forward(x, wt, b, s, p, algorithm)),
             ("bwd_torch", lambda: y_graph[0].backward(tg)),
             ("bwd_np", lambda: conv2d_backward(g, cache)),
         ):
             if key == "bwd_torch":
                 torch_prepare()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             if i:  # round 0 is the warm-up
                 times[key].append(time.perf_counter() - t0)
+                cpu[key].append(time.process_time() - c0)
     r = {k: statistics.median(v) for k, v in times.items()}
     r.update({f"min_{k}": min(v) for k, v in times.items()})
+    r.update({f"cpu_{k}": statistics.median(v) for k, v in cpu.items()})
     flops = conv_flops(x.shape, wt.shape, out.shape)
     r.update(
         gf_fwd_torch=flops / r["fwd_torch"] / 1e9,
@@ -103,13 +119,20 @@ def bench_shape(shape, repeats: int, rng: np.random.Generator) -> dict[str, floa
         gf_bwd_torch=2 * flops / r["bwd_torch"] / 1e9,
         gf_bwd_np=2 * flops / r["bwd_np"] / 1e9,
     )
-    return r
+    if cache.tile:
+        path = f"winograd F({cache.tile},3)"
+    else:
+        path = "direct " + ("im2col" if cache.plan.im2col else "offsets")
+    return r, path
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats per case (default 7)")
     ap.add_argument("--shapes", default="0,1,2,3", help="indices into SHAPES (default all)")
+    ap.add_argument(
+        "--algorithm", default="auto", help="cnnkit's algorithm= (auto, direct, winograd, ...)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -122,31 +145,38 @@ def main() -> None:
         peak = matmul_gflops(args.repeats)
         print(f"numpy float32 matmul 1024^3: {peak:.1f} GFLOP/s")
         head = (
-            f"{'shape (batch 8)':32s} {'fwd ms np/torch':>17s} {'ratio':>6s} {'(min)':>6s} "
-            f"{'bwd ms np/torch':>17s} {'ratio':>6s} {'(min)':>6s}  "
-            "GFLOP/s fwd np/torch, bwd np/torch"
+            f"{'shape (batch 8)':30s} {'path':16s} {'fwd ms np/torch':>17s} {'ratio':>6s} "
+            f"{'(min)':>6s} {'bwd ms np/torch':>17s} {'ratio':>6s} {'(min)':>6s}  "
+            f"{'GFLOP/s fwd np/torch, bwd np/torch':35s} frac  cpu ratio fwd/bwd"
         )
         print(head)
-        fr, br, fractions = [], [], []
+        fr, br, fractions, fr_cpu, br_cpu = [], [], [], [], []
         for i in (int(t) for t in args.shapes.split(",")):
             c, h, w, o, f, s, p = SHAPES[i]
-            r = bench_shape(SHAPES[i], args.repeats, rng)
+            r, path = bench_shape(SHAPES[i], args.repeats, rng, args.algorithm)
             fr.append(r["fwd_np"] / r["fwd_torch"])
             br.append(r["bwd_np"] / r["bwd_torch"])
             fractions.append(r["gf_fwd_np"] / peak)
+            fr_cpu.append(r["cpu_fwd_np"] / r["cpu_fwd_torch"])
+            br_cpu.append(r["cpu_bwd_np"] / r["cpu_bwd_torch"])
             name = f"{c}x{h}x{w}->{o} ({f}x{f}, s{s}, p{p})"
+            gf = (
+                f"{r['gf_fwd_np']:5.1f}/{r['gf_fwd_torch']:5.1f}, "
+                f"{r['gf_bwd_np']:5.1f}/{r['gf_bwd_torch']:5.1f}"
+            )
             print(
-                f"{name:32s} {r['fwd_np'] * 1e3:7.1f}/{r['fwd_torch'] * 1e3:7.1f} {fr[-1]:6.2f} "
+                f"{name:30s} {path:16s} "
+                f"{r['fwd_np'] * 1e3:7.1f}/{r['fwd_torch'] * 1e3:7.1f} {fr[-1]:6.2f} "
                 f"({r['min_fwd_np'] / r['min_fwd_torch']:4.2f}) "
                 f"{r['bwd_np'] * 1e3:7.1f}/{r['bwd_torch'] * 1e3:7.1f} {br[-1]:6.2f} "
-                f"({r['min_bwd_np'] / r['min_bwd_torch']:4.2f})  "
-                f"{r['gf_fwd_np']:5.1f}/{r['gf_fwd_torch']:5.1f}, "
-                f"{r['gf_bwd_np']:5.1f}/{r['gf_bwd_torch']:5.1f}",
+                f"({r['min_bwd_np'] / r['min_bwd_torch']:4.2f})  {gf:35s} {fractions[-1]:.2f}  "
+                f"{fr_cpu[-1]:.2f}/{br_cpu[-1]:.2f}",
                 flush=True,
             )
     print(
         f"RESULT fwd_ratio_max={max(fr):.2f} bwd_ratio_max={max(br):.2f} "
-        f"gflops_fraction={statistics.mean(fractions):.2f}"
+        f"gflops_fraction={statistics.mean(fractions):.2f} "
+        f"fwd_ratio_max_cpu={max(fr_cpu):.2f} bwd_ratio_max_cpu={max(br_cpu):.2f}"
     )
 
 

@@ -69,6 +69,7 @@ def run_fast(size: int, iters: int, warmup: int, precision: str, channels_last: 
         alpha=ALPHA,
         beta=BETA,
         normalize_on="content+style",
+        init="content",
         precision=precision,
         channels_last=channels_last,
         save_every=1,
@@ -90,7 +91,7 @@ def run_baseline(size: int, iters: int, warmup: int) -> dict:
 
     content, style = _images(size)
     C, S = _tensor(content), _tensor(style)
-    # cnnkit's offline backbone, normalised on content and style as transfer() does by default
+    # cnnkit's offline backbone, normalised on content and style (as run_fast passes to transfer())
     ours = build_extractor([CONTENT_LAYER, *LAYERS], [C, S], backbone="random-vgg19", pooling="max")
     # the tutorial: cnn = vgg19(weights=...).features.eval(); weights keep requires_grad=True
     cnn = create_model("vgg19").features.eval()
@@ -216,7 +217,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from cnnkit.style.transfer import bf16_supported
+    from cnnkit.style.images import bf16_supported
 
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}")
     fast = "fast-bf16" if bf16_supported(torch.device("cpu")) else "fast-fp32"

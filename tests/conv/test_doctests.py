@@ -11,7 +11,7 @@ import pytest
 @pytest.mark.parametrize(
     "name",
     ["cnnkit.conv", "cnnkit.conv.functional", "cnnkit.conv.pool", "cnnkit.conv.shapes",
-     "cnnkit.conv.layers"],
+     "cnnkit.conv.layers", "cnnkit.conv.explain"],
 )  # fmt: skip
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name))

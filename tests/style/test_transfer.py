@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from cnnkit.errors import NotFoundError, ShapeError
+from cnnkit.errors import CnnkitError, NotFoundError, ShapeError
 from cnnkit.style import DivergedError, StyleConfig, transfer
-from cnnkit.style.transfer import _luminance_only, rgb_to_yiq, yiq_to_rgb
+from cnnkit.style.images import _luminance_only, rgb_to_yiq, yiq_to_rgb
 
 # 48 px, shallow layers: a few tenths of a second per iteration on one core
 SMALL = StyleConfig(
@@ -91,7 +91,7 @@ def test_bad_options(images) -> None:
         transfer(content, style, SMALL, style_layer_weights=[1.0])
     with pytest.raises(ShapeError, match="one --style-blend-weights"):
         transfer(content, [style, style], SMALL, style_blend_weights=[1.0])
-    with pytest.raises(ValueError, match="optimizer"):
+    with pytest.raises(CnnkitError, match="optimizer"):
         transfer(content, style, SMALL, optimizer="sgd")
 
 

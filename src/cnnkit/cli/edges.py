@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ Examples:
   cnnkit edges photo.jpg --kernel vertical -o vertical.png
   cnnkit edges photo.jpg --kernel sobel --threshold 0.5 -o edges-bw.png
   cnnkit edges photo.jpg -o out/               # writes out/photo-edges-sobel.png
+  cnnkit edges photo.jpg --learn-from photo-edges-sobel.png
+                                               # learn the 3x3 filter that makes that map
 """
 
 
@@ -70,7 +73,53 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write a binary map, white where |response| >= T (default: no threshold; "
         "see the units below)",
     )
+    p.add_argument(
+        "--learn-from",
+        metavar="TARGET.png",
+        default=None,
+        help="instead of applying a kernel, learn the 3x3 filter (and bias) that turns IMAGE into "
+        "this edge map (same size as IMAGE, or 2 pixels smaller each way) by gradient descent, "
+        "print its nine numbers, and write its map to -o if given",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=300,
+        metavar="N",
+        help="gradient-descent steps for --learn-from (default: 300)",
+    )
     p.set_defaults(func=run)
+
+
+def run_learn(args: argparse.Namespace) -> int:
+    """``--learn-from``: fit the filter with :func:`cnnkit.edges.learn_kernel`, print it."""
+    from cnnkit.edges import filter_image, learn_kernel, to_display, to_grayscale
+    from cnnkit.errors import CnnkitError
+    from cnnkit.io import load_image, save_image
+    from cnnkit.progress import progress
+
+    if args.steps < 1:
+        raise CnnkitError(f"--steps must be at least 1, got {args.steps}", hint="e.g. --steps 300")
+    gray = to_grayscale(load_image(Path(args.image))).astype("float64")
+    target = to_grayscale(load_image(Path(args.learn_from))).astype("float64")
+    padding: Literal["same", "valid"] = "same" if target.shape == gray.shape else "valid"
+    with progress(total=args.steps, desc="learn", unit="step") as bar:
+
+        def on_step(step: int, loss: float, kernel, bias) -> None:
+            bar.update(1)
+            bar.set_postfix(J=f"{loss:.3g}")
+
+        learned = learn_kernel(gray, target, padding=padding, steps=args.steps, callback=on_step)
+    print("kernel:")
+    for row in learned.kernel:
+        print("  " + " ".join(f"{v:10.5f}" for v in row))
+    print(f"bias: {learned.bias:.5f}")
+    print(f"J: {learned.losses[0]:.4g} -> {learned.losses[-1]:.4g} in {learned.steps} steps")
+    if args.output is not None:
+        response = filter_image(gray, learned.kernel[None], padding)[0] + learned.bias
+        save_image(Path(args.output), to_display(response, signed=True))
+        print(args.output)
+    return 0
 
 
 def default_output(image: Path, kernel: str, folder: Path | None = None) -> Path:
@@ -83,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
     from cnnkit.errors import CnnkitError
     from cnnkit.io import load_image, save_image
 
+    if getattr(args, "learn_from", None):
+        return run_learn(args)
     image_path = Path(args.image)
     if args.threshold is not None and not args.threshold >= 0:
         raise CnnkitError(

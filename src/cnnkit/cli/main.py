@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "cnnkit.cli.train",
     "cnnkit.cli.face",
     "cnnkit.cli.style",
+    "cnnkit.cli.serve",
 )
 
 
@@ -87,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  cnnkit predict --weights digits.pt photo.png          # top-5 classes\n"
         "  cnnkit evaluate --weights digits.pt --dataset digits  # accuracy, confusion matrix\n"
         "  cnnkit face enroll Ada ada.jpg       # one-shot enrollment\n"
-        "  cnnkit style content.jpg style.jpg -o out.png",
+        "  cnnkit style content.jpg style.jpg -o out.png\n"
+        "  cnnkit serve                         # the HTTP API on http://127.0.0.1:8000",
     )
     parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
     _add_global_flags(parser, default=False)

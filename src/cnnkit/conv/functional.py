@@ -21,6 +21,11 @@ How it is computed, without a Python loop over pixels (layout in :mod:`cnnkit.co
 * Backward uses the same layouts: dW_uv = dY[g] @ Z[g, phase, :, shift:shift+L]^T, and dx is the
   transposed convolution dZ[g, phase, :, shift:shift+L] += W_uv^T @ dY[g], then un-phased; for
   im2col, [dW | db] = dZ @ cols^T and dcols = W^T @ dZ is added back window by window (col2im).
+* "winograd" (3x3, stride 1, float32, >= 32 channels in and out; :mod:`cnnkit.conv.winograd`):
+  F(m x m, 3 x 3) tiles, (m + 2)^2 GEMMs of n_C x n_C_prev by tiles; dx is the Winograd
+  convolution of dZ with the flipped, transposed filter, dW comes from the transformed tiles
+  (those of the forward, which keeps them for layers with >= 128 output channels).
+  ``algorithm="direct"`` keeps the exact paths above (the rules are in :mod:`cnnkit.conv.plan`).
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ import numpy as np
 
 from cnnkit.conv.blas import gemm
 from cnnkit.conv.plan import (
+    WINOGRAD_KEEP_V_FROM,
     ConvPlan,
+    choose_algorithm,
     from_phases,
     make_plan,
     nchw_to_wide,
@@ -41,6 +48,7 @@ from cnnkit.conv.plan import (
     wide_to_nchw,
 )
 from cnnkit.conv.shapes import IntPair, Pad4, Padding, check_ndim, pair
+from cnnkit.conv.winograd import conv2d_winograd, conv2d_winograd_grad_weight
 from cnnkit.errors import ShapeError
 
 
@@ -87,6 +95,9 @@ class ConvCache:
     weight: np.ndarray  # (n_C, n_C_prev, f_h, f_w)
     plan: ConvPlan
     has_bias: bool
+    x: np.ndarray | None = None  # the input itself (not a copy), for the Winograd backward
+    tile: int = 0  # m of the Winograd F(m x m, 3 x 3) forward, 0 for the direct paths
+    wino_v: list[np.ndarray] | None = None  # the forward's transformed input V, per chunk
 
 
 def _w_offsets(weight: np.ndarray) -> np.ndarray:
@@ -136,11 +147,11 @@ def conv2d_forward(
     bias: np.ndarray | None = None,
     stride: IntPair = 1,
     padding: Padding = 0,
+    algorithm: str = "auto",
 ) -> tuple[np.ndarray, ConvCache]:
     """:func:`conv2d` that also returns the cache for :func:`conv2d_backward`.
 
-    The cache may hold a view of x (stride 1, no padding): do not change x in place before the
-    backward pass.
+    The cache holds x (or a view of it): do not change x in place before the backward pass.
     """
     x, weight = np.asarray(x), np.asarray(weight)
     check_ndim(x, 4, "x", "NCHW (m, n_C_prev, n_H_prev, n_W_prev)")
@@ -152,9 +163,14 @@ def conv2d_forward(
         bias = np.asarray(bias, dtype=dt)
         if bias.shape != (plan.c_out,):
             raise ShapeError(f"bias must have shape ({plan.c_out},), got {bias.shape}")
-    if plan.im2col:
-        return _forward_im2col(x, weight, bias, plan)
-    return _forward_offsets(x, weight, bias, plan)
+    tile = choose_algorithm(plan, dt, algorithm)
+    if tile:
+        keep: list[np.ndarray] | None = [] if plan.c_out >= WINOGRAD_KEEP_V_FROM else None
+        out = conv2d_winograd(x, weight, bias, plan.pad4, tile, keep)
+        return out, ConvCache(None, None, None, weight, plan, bias is not None, x, tile, keep)
+    out, cache = (_forward_im2col if plan.im2col else _forward_offsets)(x, weight, bias, plan)
+    cache.x = x
+    return out, cache
 
 
 def _forward_im2col(x, weight, bias, plan: ConvPlan) -> tuple[np.ndarray, ConvCache]:
@@ -205,6 +221,7 @@ def conv2d(
     bias: np.ndarray | None = None,
     stride: IntPair = 1,
     padding: Padding = 0,
+    algorithm: str = "auto",
 ) -> np.ndarray:
     """2-D cross-correlation of an NCHW batch, like ``torch.nn.functional.conv2d``.
 
@@ -215,6 +232,10 @@ def conv2d(
         stride: s, an int or (s_h, s_w).
         padding: an int, (p_h, p_w), "valid" (no padding) or "same" (stride 1 only; for an even
             filter the extra zero goes to the bottom/right, as in PyTorch).
+        algorithm: "auto" (the fastest measured path, see :mod:`cnnkit.conv.plan`), "direct"
+            (the exact GEMM paths), "winograd" (F(m x m, 3 x 3), m chosen by the plan) or
+            "winograd2" / "winograd4" / "winograd6" (that m). Winograd needs a 3x3 filter,
+            stride 1 and padding <= 2; in float32 its error grows with m (docs/conv.md).
 
     Returns:
         Z of shape (m, n_C, n_H, n_W), n_H = floor((n_H_prev + 2 p_h - f_h) / s_h) + 1. float32
@@ -229,7 +250,7 @@ def conv2d(
     >>> conv2d(x, k)[0, 0, 0].tolist()
     [0.0, 30.0, 30.0, 0.0]
     """
-    return conv2d_forward(x, weight, bias, stride, padding)[0]
+    return conv2d_forward(x, weight, bias, stride, padding, algorithm)[0]
 
 
 def convolve2d(
@@ -252,6 +273,7 @@ def conv2d_backward(
     stride: IntPair = 1,
     padding: Padding = 0,
     bias: bool = True,
+    algorithm: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Gradients of conv2d from the upstream gradient dZ.
 
@@ -264,6 +286,8 @@ def conv2d_backward(
 
     Args:
         dout: dZ, (m, n_C, n_H, n_W).
+        algorithm: as in :func:`conv2d`; "auto" follows the forward pass (the cache), "direct"
+            and "winograd*" force a path (from the cache's x when the forward took the other).
 
     Returns:
         (dx, dW, db): shapes of x, weight and (n_C,); db is None when the forward had no bias
@@ -274,13 +298,21 @@ def conv2d_backward(
             raise ShapeError("conv2d_backward needs a ConvCache, or both x and weight")
         x, weight = np.asarray(cache), np.asarray(weight)
         b0 = np.zeros(weight.shape[:1], dtype=_float_dtype(x, weight)) if bias else None
-        _, cache = conv2d_forward(x, weight, b0, stride, padding)
+        _, cache = conv2d_forward(x, weight, b0, stride, padding, algorithm)
     plan, wt = cache.plan, cache.weight
     dt = wt.dtype
     dout = np.asarray(dout, dtype=dt)
     expect = (plan.n, plan.c_out, plan.out_h, plan.out_w)
     if dout.shape != expect:
         raise ShapeError(f"dout must have shape {expect}, got {dout.shape}")
+    tile = cache.tile if algorithm == "auto" else choose_algorithm(plan, dt, algorithm)
+    if tile:
+        return _backward_winograd(dout, cache, tile)
+    if cache.tile:  # the forward took Winograd: build the direct path's cache from x
+        assert cache.x is not None
+        b0 = np.zeros(plan.c_out, dtype=dt) if cache.has_bias else None
+        b_fwd = (_forward_im2col if plan.im2col else _forward_offsets)(cache.x, wt, b0, plan)
+        cache = b_fwd[1]
     if plan.im2col:
         dx, dw, db = _backward_im2col(dout, cache)
     else:
@@ -334,6 +366,20 @@ def _backward_im2col(dout: np.ndarray, cache: ConvCache):
     dx = np.ascontiguousarray(dxp[:, :, top : top + plan.h, left : left + plan.w])
     dw = np.ascontiguousarray(dwm[:, :k].reshape(o, fh, fw, c).transpose(0, 3, 1, 2))
     db = dwm[:, k].copy() if cache.has_bias else None
+    return dx, dw, db
+
+
+def _backward_winograd(dout: np.ndarray, cache: ConvCache, m: int):
+    """dx = Winograd conv of dZ with W flipped and transposed (W'[c', c, u, v] =
+    W[c, c', 2 - u, 2 - v]) and padding 2 - p; dW from the transformed tiles; db = sum dZ."""
+    plan, wt, x = cache.plan, cache.weight, cache.x
+    assert x is not None
+    w_flip = np.ascontiguousarray(wt[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    pad_dx = (2 - plan.pad4[0], 2 - plan.pad4[1], 2 - plan.pad4[2], 2 - plan.pad4[3])
+    dx = conv2d_winograd(dout, w_flip, None, pad_dx, m)
+    kept = cache.wino_v if cache.tile == m else None  # V of the forward's own tile size
+    dw = conv2d_winograd_grad_weight(dout, x, plan.pad4, m, kept=kept)
+    db = dout.sum(axis=(0, 2, 3)) if cache.has_bias else None
     return dx, dw, db
 
 

@@ -93,14 +93,14 @@ class ConvPlan:
         """(phase, (rows, cols) in the phase image, (rows, cols) in x) for each non-empty phase."""
         (sh, sw), (top, _, left, _) = self.stride, self.pad4
         for a in range(sh):
-            rows = _phase_axis(a, sh, top, self.h, self.hq)
+            rows = phase_axis(a, sh, top, self.h, self.hq)
             for b in range(sw):
-                cols = _phase_axis(b, sw, left, self.w, self.wq)
+                cols = phase_axis(b, sw, left, self.w, self.wq)
                 if rows is not None and cols is not None:
                     yield a * sw + b, (rows[0], cols[0]), (rows[1], cols[1])
 
 
-def _phase_axis(a: int, s: int, before: int, n: int, nq: int) -> tuple[slice, slice] | None:
+def phase_axis(a: int, s: int, before: int, n: int, nq: int) -> tuple[slice, slice] | None:
     """Slices (in the phase image, in x) of phase a along one axis, or None if it is empty.
 
     Phase index y holds x index ``a + y*s - before``; it must lie in [0, n) and y in [0, nq).
@@ -253,3 +253,67 @@ def scratch(slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     if buf is None or buf.size < size:
         buf = pool[(slot, np.dtype(dtype))] = np.empty(size, dtype=dtype)
     return buf[:size].reshape(shape)
+
+
+# Winograd rules (measured at one thread, bench/conv.py and docs/conv.md): F(m x m, 3 x 3)
+# replaces the direct GEMMs for 3x3, stride-1 float32 layers with enough channels on both sides
+# (with few channels the transforms cost more than the GEMMs they save), and padding of at most
+# 2 (f - 1), so that dx is again a padded 3x3 convolution.
+WINOGRAD_MIN_CHANNELS = 32
+# Output sizes (min(n_H, n_W)): below WINOGRAD_MIN_SIZE the direct im2col path wins (7x7 and 8x8
+# layers: Winograd's backward was 1.3-1.9x slower, its tile grid mostly spare tiles); F(2x2, 3x3)
+# up to F4_FROM - 1 (14x14: forward 0.85-0.91x of direct, backward even), F(4x4, 3x3) from
+# there on (28x28 to 112x112: 0.63-0.9x of direct, forward and backward).
+WINOGRAD_MIN_SIZE = 10
+F4_FROM = 16
+# The forward keeps its transformed input V for the weight gradient (which then skips the phase
+# split and the input transform: 256x14x14 dW 17 -> 12 ms) from this many output channels on.
+# V is 2.25-4 n_C_prev floats per output pixel in fresh memory: with few output channels, i.e.
+# little GEMM work per kept element, writing it costs the forward more than the backward saves
+# (64x56x56 -> 64: forward 18 -> 23 ms, dW 21 -> 14 ms; 256x14x14 -> 256: forward unchanged).
+WINOGRAD_KEEP_V_FROM = 128
+#: float64 keeps the exact direct path under "auto" (it is the precise mode); "winograd" forces.
+WINOGRAD_DTYPES = (np.dtype(np.float32),)
+ALGORITHMS = ("auto", "direct", "winograd", "winograd2", "winograd4", "winograd6")
+
+
+def winograd_tile(out_h: int, out_w: int) -> int:
+    """m of F(m x m, 3 x 3) for an n_H x n_W output: 4, or 2 below F4_FROM.
+
+    A 4x4 tile grid on a small output is mostly spare (cropped) tiles and spare rows of the wide
+    layout; F(6x6, 3x3) is never chosen: it is the least accurate in float32 and was not faster
+    than F(4x4, 3x3) here (docs/conv.md).
+    """
+    return 4 if min(out_h, out_w) >= F4_FROM else 2
+
+
+def choose_algorithm(plan: ConvPlan, dtype: np.dtype, algorithm: str) -> int:
+    """The Winograd tile size m for this convolution, or 0 for the direct path.
+
+    Raises:
+        ShapeError: an unknown algorithm, or "winograd*" on a layer it cannot run.
+    """
+    if algorithm not in ALGORITHMS:
+        raise ShapeError(
+            f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}",
+            hint="'auto' picks the fastest measured path",
+        )
+    eligible = plan.kernel == (3, 3) and plan.stride == (1, 1) and max(plan.pad4) <= 2
+    if algorithm == "direct":
+        return 0
+    if algorithm.startswith("winograd"):
+        if not eligible:
+            raise ShapeError(
+                f"algorithm={algorithm!r} needs a 3x3 filter, stride 1 and padding <= 2, got "
+                f"{plan.kernel[0]}x{plan.kernel[1]}, stride {plan.stride}, padding {plan.pad4}",
+                hint="use algorithm='auto' or 'direct'",
+            )
+        return int(algorithm[8:]) if algorithm[8:] else winograd_tile(plan.out_h, plan.out_w)
+    if (
+        eligible
+        and np.dtype(dtype) in WINOGRAD_DTYPES
+        and min(plan.c_in, plan.c_out) >= WINOGRAD_MIN_CHANNELS
+        and min(plan.out_h, plan.out_w) >= WINOGRAD_MIN_SIZE
+    ):
+        return winograd_tile(plan.out_h, plan.out_w)
+    return 0

@@ -29,7 +29,8 @@ def build(out_dir: Path) -> str:
     backbone = history.backbone
     note = (
         "the offline default backbone (random-weight VGG-19 from a fixed seed, each channel "
-        "normalised on the content and style images, average pooling); ImageNet weights give "
+        "normalised on the content image, max pooling), started from the fast method's image "
+        "when it is installed; ImageNet weights give "
         "better results, see "
         "<code>cnnkit style --help</code>"
         if backbone == "random-vgg19"

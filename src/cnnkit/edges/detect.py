@@ -270,3 +270,18 @@ def to_display(
     fade_pos = 1.0 - np.maximum(v, 0.0)
     fade_neg = 1.0 + np.minimum(v, 0.0)
     return to_uint8(np.stack([fade_neg, fade_pos * fade_neg, fade_pos], axis=-1))
+
+
+def views(image: np.ndarray, kernel: str = "sobel") -> tuple[np.ndarray, np.ndarray]:
+    """The two pictures the web app shows side by side: the signed response and the magnitude.
+
+    For a gradient pair (Sobel, Scharr, Prewitt) the signed picture is the x response (vertical
+    edges) and the magnitude ``sqrt(g_x^2 + g_y^2)``; for the others, the response and its
+    absolute value. Returns ``(signed (H, W, 3) uint8, magnitude (H, W) uint8)``.
+    """
+    signed = detect(image, kernel, direction="x") if kernel in GRADIENT_KERNELS else None
+    response = detect(image, kernel)
+    if signed is None:
+        signed = response
+        response = np.abs(response)
+    return to_display(signed, signed=True), to_display(response, signed=False)

@@ -6,6 +6,7 @@ from cnnkit.io.hashing import file_sha256
 from cnnkit.io.image import (
     MAX_IMAGE_PIXELS,
     array_to_nchw,
+    encode_image,
     list_images,
     load_image,
     load_image_pil,
@@ -22,6 +23,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_bytes",
     "check_writable",
+    "encode_image",
     "file_sha256",
     "list_images",
     "load_image",

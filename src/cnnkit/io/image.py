@@ -13,6 +13,7 @@ import logging
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -62,6 +63,22 @@ def load_image_pil(path: str | Path) -> Image.Image:
         raise ImageReadError("no such file", path=path, hint="check the path")
     if path.is_dir():
         raise ImageReadError("is a folder, not an image", path=path, hint="give an image file")
+    return _decode(path, path, MAX_IMAGE_PIXELS)
+
+
+def decode_image(
+    data: bytes, *, name: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS
+) -> Image.Image:
+    """Decode image bytes held in memory (an upload) as :func:`load_image_pil` does a file.
+
+    Nothing is written to disk. ``max_pixels`` (at most Pillow's own guard) refuses a
+    decompression bomb before its pixels are decoded; the ImageReadError's ``__cause__`` is
+    then a ``DecompressionBombError``, and ``UnidentifiedImageError`` for data that is no image.
+    """
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def _decode(source: Path | io.BytesIO, label: str | Path | None, max_pixels: int) -> Image.Image:
     try:
         # Pillow's other warnings (e.g. "Corrupt EXIF data" on an image that decodes fine) go to
         # the debug log instead of printing multi-line warnings around the CLI's output.
@@ -69,30 +86,35 @@ def load_image_pil(path: str | Path) -> Image.Image:
             warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:
-                with Image.open(path) as opened:
+                with Image.open(source) as opened:
+                    if opened.width * opened.height > max_pixels:
+                        raise Image.DecompressionBombError(
+                            f"{opened.width}x{opened.height} = {opened.width * opened.height:,}"
+                            f" pixels, over the limit of {max_pixels:,}"
+                        )
                     opened.load()
                     upright: Image.Image = ImageOps.exif_transpose(opened) or opened
                     return _to_rgb(upright)
             finally:
                 for w in caught:
-                    log.debug("%s: %s", path, w.message)
+                    log.debug("%s: %s", label, w.message)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(
             f"image too large ({exc})".replace("\n", " "),
-            path=path,
-            hint=f"resize it below {MAX_IMAGE_PIXELS:,} pixels first",
+            path=label,
+            hint=f"resize it below {max_pixels:,} pixels first",
         ) from exc
     except UnidentifiedImageError as exc:
         raise ImageReadError(
             "not a readable image (unknown or corrupt format)",
-            path=path,
+            path=label,
             hint="give a JPEG, PNG, BMP, GIF, TIFF or WebP file",
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         reason = first_line(exc)
         raise ImageReadError(
             f"not a readable image ({reason})",
-            path=path,
+            path=label,
             hint="the file may be truncated or corrupt; re-export it",
         ) from exc
 
@@ -118,13 +140,20 @@ def save_image(
     The format follows the suffix (PNG when unknown). Returns the path written.
     """
     path = Path(path)
-    img = array if isinstance(array, Image.Image) else Image.fromarray(to_uint8(np.asarray(array)))
     fmt = format or Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    buffer = io.BytesIO()
-    img.save(buffer, format=fmt)
+    data = encode_image(array, fmt)
     with atomic_write(path, "wb") as f:
-        f.write(buffer.getvalue())
+        f.write(data)
     return path
+
+
+def encode_image(array: np.ndarray | Image.Image, format: str = "PNG", **options: Any) -> bytes:
+    """An (H, W), (H, W, 3) or (H, W, 4) array (float in [0, 1] or uint8) as file bytes in memory
+    (PNG by default; ``options`` go to Pillow, e.g. ``quality=90`` for JPEG)."""
+    img = array if isinstance(array, Image.Image) else Image.fromarray(to_uint8(np.asarray(array)))
+    buffer = io.BytesIO()
+    img.save(buffer, format=format, **options)
+    return buffer.getvalue()
 
 
 def array_to_nchw(image: np.ndarray) -> np.ndarray:

@@ -3,7 +3,11 @@
 - :mod:`cnnkit.style.costs`: J_content, the Gram matrix, J_style[l], J_style, TV and J;
 - :mod:`cnnkit.style.features`: a frozen, truncated VGG ``features`` stack returning a[l] by name;
 - :mod:`cnnkit.style.backbone`: ImageNet VGG-19 from a weights file, or the offline random VGG-19;
-- :mod:`cnnkit.style.transfer`: :func:`transfer` (the optimisation loop) and :class:`StyleConfig`.
+- :mod:`cnnkit.style.config`: :class:`StyleConfig`, its checks, the loss :class:`History`;
+- :mod:`cnnkit.style.images`: PIL images to NCHW tensors, YIQ luminance and recolouring;
+- :mod:`cnnkit.style.transfer`: :func:`transfer`, the optimisation loop;
+- :mod:`cnnkit.style.fast`: :func:`stylize_fast`, one feed-forward pass with Magenta's trained
+  networks (:mod:`fast_nets` builds them, :mod:`fast_onnx` reads their weights from ONNX).
 
 Example:
     >>> from cnnkit.io import sample_path, save_image
@@ -23,6 +27,7 @@ from cnnkit.style.costs import (
     total_cost,
     total_variation,
 )
+from cnnkit.style.fast import FastResult, FastStylizer, stylize_fast
 from cnnkit.style.features import FeatureExtractor, layer_indices
 from cnnkit.style.transfer import (
     DEFAULT_STYLE_LAYERS,
@@ -36,6 +41,8 @@ __all__ = [
     "BACKBONES",
     "DEFAULT_STYLE_LAYERS",
     "DivergedError",
+    "FastResult",
+    "FastStylizer",
     "FeatureExtractor",
     "History",
     "StyleConfig",
@@ -46,6 +53,7 @@ __all__ = [
     "layer_indices",
     "layer_style_cost",
     "style_cost",
+    "stylize_fast",
     "total_cost",
     "total_variation",
     "transfer",

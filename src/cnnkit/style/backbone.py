@@ -223,7 +223,8 @@ def build_extractor(
         weights: an explicit VGG-19 checkpoint (full torchvision state dict, or only the
             ``features.*`` tensors).
         download: allow downloading the ImageNet weights into the torch hub cache.
-        pooling: ``max`` or ``avg``; default ``max`` for ImageNet weights, ``avg`` for random.
+        pooling: ``max`` (default; for the random backbone chosen by bench/style_losses.py) or
+            ``avg``.
         seed: the random backbone's seed.
         per_channel: random backbone: normalise each channel (True) or each layer (False).
 
@@ -257,7 +258,7 @@ def build_extractor(
     if content is None:
         raise ValueError("the random-vgg19 backbone needs the content image to normalise on")
     extractor = FeatureExtractor(
-        _vgg_features("vgg19"), layers, IMAGENET_MEAN, IMAGENET_STD, pooling or "avg", channels_last
+        _vgg_features("vgg19"), layers, IMAGENET_MEAN, IMAGENET_STD, pooling or "max", channels_last
     )
     # only the kept layers are drawn; conv k gets the same weights whatever the truncation
     randomize_(extractor.body, seed)

@@ -20,8 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,222 +28,32 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cnnkit.errors import CnnkitError, ShapeError
-from cnnkit.style.backbone import RANDOM_SEED, build_extractor
+from cnnkit.errors import CnnkitError
+from cnnkit.style.backbone import build_extractor
+from cnnkit.style.config import (
+    DEFAULT_STYLE_LAYERS,
+    DivergedError,
+    History,
+    ImageInput,
+    StyleConfig,
+    check_config,
+    check_sizes,
+    layer_depth,
+)
 from cnnkit.style.costs import content_cost, gram_matrix, gram_style_cost, total_variation
+from cnnkit.style.images import (
+    _luminance_only,
+    _pick_device,
+    _pil_to_tensor,
+    _recolor,
+    _resize_longest,
+    _to_pil,
+    bf16_supported,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_STYLE_LAYERS", "DivergedError", "History", "StyleConfig", "transfer"]
-
-DEFAULT_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-INITS = ("noise", "content", "content+noise")
-OPTIMIZERS = ("lbfgs", "adam")
-
-ImageInput = str | Path | Image.Image | np.ndarray
-
-
-class DivergedError(CnnkitError):
-    """The loss became NaN or infinite."""
-
-
-@dataclass
-class StyleConfig:
-    """Every option of :func:`transfer` (the CLI flags have the same names)."""
-
-    size: int = 512  # longest side of the output, px
-    style_scale: float = 1.0  # style images' longest side = style_scale * size
-    iterations: int = 300  # function evaluations per scale
-    optimizer: str = "lbfgs"  # "lbfgs" or "adam"
-    lr: float | None = None  # step size; default 1.0 (L-BFGS) or 0.02 (Adam)
-    alpha: float = 1.0  # content weight
-    beta: float = 10.0  # style weight (losses normalised: see ``normalize``)
-    content_layer: str = "conv4_2"
-    style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS
-    style_layer_weights: Sequence[float] | None = None  # lambda[l]; default 1/L each
-    style_blend_weights: Sequence[float] | None = None  # one per style image; default equal
-    tv_weight: float = 0.0  # weight of the total-variation smoothness term
-    init: str = "content"  # "noise", "content" or "content+noise"
-    noise_ratio: float = 0.6  # share of noise in "content+noise" (the notes use 0.6)
-    preserve_colors: bool = False  # transfer luminance only; keep the content's colours
-    multiscale: bool = False  # coarse to fine: size/2 first, then size
-    seed: int = 0  # seeds the noise init; same seed, same output
-    save_every: int = 0  # call on_snapshot every N iterations (0: never)
-    backbone: str = "auto"  # "auto", "vgg19" or "random-vgg19"
-    weights: str | Path | None = None  # VGG-19 checkpoint file
-    download: bool = False  # allow downloading the ImageNet weights
-    normalize: bool = True  # divide each layer's cost by its value for G = 0 (see docs)
-    pooling: str | None = None  # "max" or "avg"; default: max for ImageNet, avg for random
-    random_seed: int = RANDOM_SEED  # seed of the random backbone's weights
-    normalize_on: str = "content+style"  # random backbone: unit variance on these images
-    per_channel: bool = True  # random backbone: unit variance per channel (else per layer)
-    device: str = "cpu"  # "cpu", "cuda", ... or "auto"
-    precision: str = "auto"  # "auto" (bf16 where the CPU has it), "fp32" or "bf16"
-    channels_last: bool = False  # channels-last convolutions inside the forward
-    line_search: bool = True  # L-BFGS with a strong-Wolfe line search (else fixed steps)
-    lbfgs_rescale: bool = True  # L-BFGS on G / (0.02 numel): a first step of useful size
-
-    def resolved_lr(self) -> float:
-        if self.lr is not None:
-            return self.lr
-        return 1.0 if self.optimizer == "lbfgs" else 0.02
-
-
-@dataclass
-class History:
-    """Losses per iteration, as they enter the total: alpha J_content, beta J_style, tv, J."""
-
-    iteration: list[int] = field(default_factory=list)
-    content: list[float] = field(default_factory=list)
-    style: list[float] = field(default_factory=list)
-    tv: list[float] = field(default_factory=list)
-    total: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    interrupted: bool = False
-    backbone: str = ""
-
-    def append(self, it: int, content: float, style: float, tv: float, total: float) -> None:
-        self.iteration.append(it)
-        self.content.append(content)
-        self.style.append(style)
-        self.tv.append(tv)
-        self.total.append(total)
-
-    def plot(self, path: str | Path) -> Path:
-        """Write the loss curves (log scale) as a PNG, atomically."""
-        from cnnkit.io.figures import save_figure, subplots
-
-        fig, ax = subplots(figsize=(5, 3.2), dpi=100)
-        x = list(range(1, len(self.total) + 1))
-        ax.plot(x, self.total, label="total J", color="k")
-        ax.plot(x, self.content, label="alpha J_content")
-        ax.plot(x, self.style, label="beta J_style")
-        if any(self.tv):
-            ax.plot(x, self.tv, label="tv")
-        ax.set_yscale("log")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("cost")
-        ax.set_title(f"style transfer ({self.backbone})" if self.backbone else "style transfer")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        return save_figure(fig, path)
-
-
-# ---------------------------------------------------------------------------------------------
-# images
-
-
-def _to_pil(image: ImageInput, what: str) -> Image.Image:
-    from cnnkit.io import load_image_pil, to_uint8
-
-    if isinstance(image, (str, Path)):
-        return load_image_pil(image)  # converts grayscale / RGBA / palette to RGB
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ShapeError(f"{what} must be an (H, W, 3) image, got shape {array.shape}")
-    return Image.fromarray(to_uint8(array[:, :, :3]))
-
-
-def _resize_longest(img: Image.Image, longest: int, what: str = "") -> Image.Image:
-    """Resize so that the longest side is ``longest``; note a large reduction of ``what``."""
-    w, h = img.size
-    scale = longest / max(w, h)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    if size == img.size:
-        return img
-    if scale < 0.5 and what:
-        log.info("note: %s is %dx%d; resized to %dx%d (--size)", what, w, h, *size)
-    return img.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
-
-
-def _pil_to_tensor(img: Image.Image, device: torch.device) -> torch.Tensor:
-    """PIL RGB -> (1, 3, H, W) float32 in [0, 1], contiguous NCHW."""
-    array = np.asarray(img, dtype=np.float32) / 255.0  # (H, W, 3)
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)[None])).to(device)
-
-
-# YIQ (NTSC): Y is the luminance; I, Q carry the colour.
-_RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-
-
-def rgb_to_yiq(x: torch.Tensor) -> torch.Tensor:
-    """``(N, 3, H, W)`` RGB -> YIQ."""
-    return torch.einsum("ij,njhw->nihw", _RGB2YIQ.to(x), x)
-
-
-def yiq_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """``(N, 3, H, W)`` YIQ -> RGB."""
-    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB2YIQ).to(x), x)
-
-
-def _luminance_only(x: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
-    """Gray ``x`` (its Y repeated 3 times); with ``like``, Y matched to like's mean and std."""
-    y = rgb_to_yiq(x)[:, :1]
-    if like is not None:
-        y_like = rgb_to_yiq(like)[:, :1]
-        y = (y - y.mean()) / y.std().clamp_min(1e-6) * y_like.std() + y_like.mean()
-    return y.clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
-
-
-# ---------------------------------------------------------------------------------------------
-# the optimisation
-
-
-def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """True where bf16 autocast is fast: CUDA with bf16, or a CPU with AVX-512 BF16 / AMX."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    capability = torch.backends.cpu.get_cpu_capability()
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        native = False
-    return native and capability in ("AVX512", "AMX")
-
-
-def _check_config(config: StyleConfig, n_styles: int) -> None:
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
-    if config.init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {config.init!r}")
-    if config.normalize_on not in ("content", "content+style"):
-        raise ValueError(
-            f"normalize_on must be content or content+style, got {config.normalize_on!r}"
-        )
-    if config.precision not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"precision must be auto, fp32 or bf16, got {config.precision!r}")
-    if config.size < 16:
-        raise ValueError(f"size must be at least 16 px, got {config.size}")
-    if config.iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {config.iterations}")
-    if not config.style_layers:
-        raise ValueError("give at least one style layer")
-    lw = config.style_layer_weights
-    if lw is not None and len(lw) != len(config.style_layers):
-        raise ShapeError(
-            f"{len(lw)} style layer weights for {len(config.style_layers)} style layers",
-            hint="give one --style-layer-weights value per --style-layers name",
-        )
-    bw = config.style_blend_weights
-    if bw is not None and len(bw) != n_styles:
-        raise ShapeError(
-            f"{len(bw)} style blend weights for {n_styles} style images",
-            hint="give one --style-blend-weights value per style image",
-        )
-    if bw is not None and (sum(bw) <= 0 or min(bw) < 0):
-        raise ValueError("style blend weights must be >= 0 with a positive sum")
 
 
 class _Objective:
@@ -310,14 +119,23 @@ class _Objective:
         return c + s + t, c, s, t
 
 
-def _initial(config: StyleConfig, content: torch.Tensor, previous: torch.Tensor | None):
+def _initial(
+    config: StyleConfig,
+    content: torch.Tensor,
+    previous: torch.Tensor | None,
+    fast: torch.Tensor | None = None,
+):
+    if previous is None and fast is not None:  # --init fast
+        previous = fast
     if previous is not None:  # multiscale: upsample the coarser result
+        if previous.shape[2:] == content.shape[2:]:
+            return previous.clone()
         return F.interpolate(previous, size=content.shape[2:], mode="bicubic", align_corners=False)
     generator = torch.Generator().manual_seed(config.seed)
     noise = torch.rand(content.shape, generator=generator).to(content.device)
     if config.init == "noise":
         return noise
-    if config.init == "content":
+    if config.init in ("content", "auto"):  # auto without the fast networks: content
         return content.clone()
     return config.noise_ratio * noise + (1 - config.noise_ratio) * content
 
@@ -407,6 +225,44 @@ def _to_array(G: torch.Tensor) -> np.ndarray:
     return G.detach().float().clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy().copy()
 
 
+def _fast_start(
+    config: StyleConfig,
+    content: Image.Image,
+    styles: list[Image.Image],
+    blend: list[float],
+    size: int,
+    device: torch.device,
+) -> torch.Tensor | None:
+    """--init fast: the fast method's image at ``size`` (its luminance with --preserve-colors).
+
+    ``auto`` does the same when the fast networks are installed and every image is at least
+    32 px at this size, and otherwise returns None (start from the content).
+    """
+    if config.init not in ("fast", "auto"):
+        return None
+    from cnnkit.errors import CnnkitError as _Missing
+    from cnnkit.style.fast import MIN_SIDE, stylize_fast
+
+    if config.init == "auto":
+        from cnnkit.style.config import _fit
+        from cnnkit.style.fast_onnx import model_file
+
+        try:
+            model_file("predict")
+        except _Missing:
+            return None
+        style_longest = max(16, round(size * config.style_scale))
+        shapes = [_fit(content.size, size)] + [_fit(s.size, style_longest) for s in styles]
+        shapes += [content.size] + [s.size for s in styles]  # the fast path reads the originals
+        if min(min(w, h) for w, h in shapes) < MIN_SIDE:
+            return None
+
+    fast = stylize_fast(content, styles, weights=blend, size=size, precision=config.precision)
+    G = torch.from_numpy(np.ascontiguousarray(fast.image.transpose(2, 0, 1)[None])).to(device)
+    log.info("--init fast: the fast method's image in %.2f s", fast.seconds)
+    return _luminance_only(G) if config.preserve_colors else G
+
+
 def transfer(
     content: ImageInput,
     styles: ImageInput | Sequence[ImageInput],
@@ -438,8 +294,8 @@ def transfer(
         list(styles) if isinstance(styles, (list, tuple)) else [styles]  # type: ignore[list-item]
     )
     if not style_list:
-        raise ValueError("give at least one style image")
-    _check_config(config, len(style_list))
+        raise CnnkitError("give at least one style image")
+    check_config(config, len(style_list))
     device = _pick_device(config.device)
     use_bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_supported(device))
     content_pil = _to_pil(content, "the content image")
@@ -452,6 +308,13 @@ def transfer(
         sizes = [config.size // 2, config.size]
 
     layers = [config.content_layer, *config.style_layers]
+    check_sizes(
+        config,
+        content_pil.size,
+        [s.size for s in style_pils],
+        sizes,
+        max(layers, key=layer_depth),
+    )
     final_content = _pil_to_tensor(
         _resize_longest(content_pil, config.size, "the content image"), device
     )
@@ -478,6 +341,7 @@ def transfer(
         channels_last=config.channels_last,
     )
     extractor = backbone.extractor.to(device)
+    fast_start = _fast_start(config, content_pil, style_pils, blend, sizes[0], device)
     history = History(backbone=backbone.name)
     start = time.perf_counter()
     G: torch.Tensor | None = None
@@ -495,7 +359,7 @@ def transfer(
             G = _optimise(
                 config,
                 objective,
-                _initial(config, C, G),
+                _initial(config, C, G, fast_start),
                 history,
                 bar,
                 on_snapshot,
@@ -510,10 +374,3 @@ def transfer(
     if config.preserve_colors:
         G = _recolor(G, color_source)
     return _to_array(G), history
-
-
-def _recolor(G: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """Keep G's luminance Y and take the colour (I, Q) from the content image."""
-    yiq_G = rgb_to_yiq(G.clamp(0, 1).mean(dim=1, keepdim=True).expand(-1, 3, -1, -1))
-    yiq_C = rgb_to_yiq(content)
-    return yiq_to_rgb(torch.cat([yiq_G[:, :1], yiq_C[:, 1:]], dim=1)).clamp(0, 1)

@@ -287,6 +287,30 @@ class Digits:
     std: tuple[float, ...]
 
 
+def digits_to_input(
+    images: np.ndarray, size: int = 32, channels: int = 1, margin: int | None = None
+) -> np.ndarray:
+    """8x8 digit images in [0, 1] (N, 8, 8) -> network inputs (N, channels, size, size).
+
+    Upsampled bilinearly to ``size - 2 * margin``, framed by ``margin`` pixels of background,
+    normalised to ``(x - 0.5) / 0.5``; see :func:`load_digits_split` (which uses this).
+    """
+    if size < 8:
+        raise CnnkitError(f"--image-size for digits must be at least 8, got {size}")
+    if margin is None:
+        margin = size // 8 if size >= 32 else 0
+    inner = size - 2 * margin
+    if inner < 8:
+        raise CnnkitError(f"digits margin {margin} leaves less than 8x8 of a {size}x{size} image")
+    images = np.asarray(images, dtype=np.float32)
+    if inner != 8:
+        images = _resize_bilinear(images, inner)
+    if margin:
+        images = np.pad(images, ((0, 0), (margin, margin), (margin, margin)))
+    x = (images[:, None] - 0.5) / 0.5  # (N, 1, size, size)
+    return np.repeat(x, channels, axis=1) if channels != 1 else x
+
+
 def load_digits_split(size: int = 32, channels: int = 1, margin: int | None = None) -> Digits:
     """Digits as (N, channels, size, size) float32, split 80/20 (stratified, seed 0).
 
@@ -297,26 +321,12 @@ def load_digits_split(size: int = 32, channels: int = 1, margin: int | None = No
     The split is scikit-learn's ``train_test_split(test_size=0.2, random_state=0, stratify=y)``:
     1,437 train, 360 test.
     """
-    if size < 8:
-        raise CnnkitError(f"--image-size for digits must be at least 8, got {size}")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    if margin is None:
-        margin = size // 8 if size >= 32 else 0
-    inner = size - 2 * margin
-    if inner < 8:
-        raise CnnkitError(f"digits margin {margin} leaves less than 8x8 of a {size}x{size} image")
     bunch = load_digits()
-    images = bunch.images.astype(np.float32) / 16.0  # (N, 8, 8) in [0, 1]
-    if inner != 8:
-        images = _resize_bilinear(images, inner)
-    if margin:
-        images = np.pad(images, ((0, 0), (margin, margin), (margin, margin)))
+    x = digits_to_input(bunch.images.astype(np.float32) / 16.0, size, channels, margin)
     mean, std = GRAY_MEAN * channels, GRAY_STD * channels
-    x = (images[:, None] - 0.5) / 0.5  # (N, 1, size, size)
-    if channels != 1:
-        x = np.repeat(x, channels, axis=1)
     y = bunch.target.astype(np.int64)
     train_idx, test_idx = train_test_split(
         np.arange(len(y)),

