@@ -136,6 +136,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             encoder=encoder_loader(args),
             upsample=args.upsample,
             flip=args.flip,
+            detector=args.detector,
         )
         path = db.path
     if args.json:
@@ -182,6 +183,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         upsample=args.upsample,
         flip=args.flip,
         roc=args.roc,
+        detector=args.detector,
     )
     if args.json:
         print(json.dumps(ev.as_json()))
