@@ -104,3 +104,27 @@ def chips_of(images: list[Image.Image]) -> np.ndarray:
         box = max(detect(arr, 0), key=box_area)
         out.append(align_faces(arr, [box])[1][0])
     return np.stack(out)
+
+
+def write_clip(path: Path, n_frames: int = 12, with_stranger: bool = False) -> Path:
+    """A small video made with PyAV from the shipped photos: Grace Hopper's face moving right
+    2 px per frame (256x256, 10 frames/s, MPEG-4); ``with_stranger`` puts the astronaut beside
+    her (512x256)."""
+    import av
+
+    g = np.asarray(grace().crop((0, 0, 512, 512)).resize((256, 256)))
+    a = np.asarray(astronaut().crop((97, 1, 347, 251)).resize((256, 256)))
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height = (512 if with_stranger else 256), 256
+        stream.pix_fmt = "yuv420p"
+        stream.bit_rate = 4_000_000
+        for i in range(n_frames):
+            frame = np.roll(g, 2 * i, axis=1)
+            if with_stranger:
+                frame = np.concatenate([frame, a], axis=1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

@@ -52,7 +52,9 @@ def test_enroll_verify_identify_list(db: Path, photos, capsys) -> None:
     capsys.readouterr()
     code, out, _ = run(capsys, "enroll", "Grace", str(photos["grace_flip"]), "--db", str(db), *UP)
     assert code == 0
-    assert "distance to Grace's other photos: min 0.1" in out or "min 0.2" in out
+    # The mirror image of the enrolled photo: close (flip averaging makes it closer still).
+    dmin = float(out.split("other photos: min ")[1].split(",")[0])
+    assert 0.0 < dmin < 0.3
     assert "Grace now has 2 photo(s)" in out
     before = content(db)
     code, out, _ = run(capsys, "enroll", "Grace", str(photos["grace"]), "--db", str(db), *UP)

@@ -115,11 +115,11 @@ def test_enroll_report_verify_identify(tmp_path: Path, photos, encoder) -> None:
 
         v = face.verify_photo(db, photos["grace_rot"], "Grace", encoder=encoder, upsample=0)
         assert v.match and v.faces == 1 and v.tau == 0.6 and v.distance < 0.6
-        assert v.distance == pytest.approx(
-            db.distance_to(
-                face.faces(face.load_image(photos["grace_rot"]), 0, encoder)[0].embedding, "Grace"
-            )
-        )
+        # The database records the default pipeline (sub-pixel landmarks + flip), and
+        # queries use it.
+        assert db.pipeline == face.DEFAULT_PIPELINE == "subpixel+flip"
+        query = face.faces(face.load_image(photos["grace_rot"]), 0, encoder, 1, flip=True)
+        assert v.distance == pytest.approx(db.distance_to(query[0].embedding, "Grace"))
         v = face.verify_photo(db, photos["two"], "Ada", encoder=encoder, upsample=0, tolerance=0.3)
         assert v.faces == reasons[1][0] and v.tau == 0.3
         with pytest.raises(NotFoundError):  # before the encoder would load

@@ -42,8 +42,11 @@ def photos() -> dict[str, bytes]:
     }
 
 
-@pytest.fixture(scope="session")
-def serve_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def serve_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The API tests' database: each test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres").create_database("serve_api"))
     return str(tmp_path_factory.mktemp("serve-db") / "serve.sqlite3")
 
 
@@ -113,9 +116,11 @@ def is_problem(response: httpx.Response, status: int, kind: str) -> dict:
 __all__ = ["Keys", "is_problem", "png"]
 
 
-@pytest.fixture
-def storage_url(tmp_path: Path) -> str:
-    """The database of the storage tests (the PostgreSQL tests parametrise this)."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database of the storage tests: an empty one of each backend."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
     return str(tmp_path / "storage.sqlite3")
 
 

@@ -78,12 +78,31 @@ _EXPORTS = {
     "best_threshold": "cnnkit.face.evaluate",
     "roc_auc": "cnnkit.face.evaluate",
     "tar_at_far": "cnnkit.face.evaluate",
+    # open-set identification and descriptor pipelines
+    "DEFAULT_PIPELINE": "cnnkit.face.descriptors",
+    "PIPELINES": "cnnkit.face.descriptors",
+    "IdentificationCalibration": "cnnkit.face.identification",
+    "OpenSetResult": "cnnkit.face.openset",
+    "Threshold": "cnnkit.face.identification",
+    "calibrate_identification": "cnnkit.face.identification",
+    "evaluate_identification": "cnnkit.face.identification",
+    "identification_threshold": "cnnkit.face.identification",
+    "plot_det": "cnnkit.face.openset",
     # training
     "TrainConfig": "cnnkit.face.train",
     "train_encoder": "cnnkit.face.train",
 }
 
 __all__ = [
+    "plot_det",
+    "identification_threshold",
+    "evaluate_identification",
+    "calibrate_identification",
+    "Threshold",
+    "OpenSetResult",
+    "IdentificationCalibration",
+    "PIPELINES",
+    "DEFAULT_PIPELINE",
     "Box",
     "Calibration",
     "DEFAULT_TOLERANCE",
@@ -140,11 +159,19 @@ __all__ = [
 if TYPE_CHECKING:  # static imports for type checkers and IDEs
     from cnnkit.face.alignment import align
     from cnnkit.face.batch import identify_many
+    from cnnkit.face.descriptors import DEFAULT_PIPELINE, PIPELINES
     from cnnkit.face.detection import Box, detect, landmarks, load_image
     from cnnkit.face.encoder import DlibFaceResNet, FaceEncoder
     from cnnkit.face.evaluate import best_threshold, kfold_accuracy, read_pairs, roc_auc, tar_at_far
     from cnnkit.face.gallery import DEFAULT_TOLERANCE, Gallery, check_name, default_db_path
     from cnnkit.face.gallery_io import read_export
+    from cnnkit.face.identification import (
+        IdentificationCalibration,
+        Threshold,
+        calibrate_identification,
+        evaluate_identification,
+        identification_threshold,
+    )
     from cnnkit.face.index import IndexConfig, VectorIndex
     from cnnkit.face.losses import (
         batch_hard_triplets,
@@ -153,6 +180,7 @@ if TYPE_CHECKING:  # static imports for type checkers and IDEs
         triplet_loss,
     )
     from cnnkit.face.models_files import model_file
+    from cnnkit.face.openset import OpenSetResult, plot_det
     from cnnkit.face.pipeline import Face, default_encoder, distance, embed, faces, load_encoder
     from cnnkit.face.recognize import NoFaceError, SeveralFacesError, identify, verify
     from cnnkit.face.store import Match, Person, PersonStore

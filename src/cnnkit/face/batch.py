@@ -19,6 +19,7 @@ from cnnkit.face.detection import Box
 
 if TYPE_CHECKING:
     from cnnkit.face.encoder import FaceEncoder
+    from cnnkit.face.identification import Threshold
     from cnnkit.face.store import PersonStore
 
 
@@ -32,9 +33,11 @@ class Detected:
     error: str | None = None  # the one-line message when the image could not be read
 
 
-def detect_and_align(path: str | Path, upsample: int = 1, detector: str = "hog") -> Detected:
-    """Read one image, find its faces (``detector``: hog, cnn or auto) and align them; errors
-    are captured, not raised."""
+def detect_and_align(
+    path: str | Path, upsample: int = 1, landmark_upsample: int = 0, detector: str = "hog"
+) -> Detected:
+    """Read one image, find its faces (``detector``: hog, cnn or auto) and align them
+    (``landmark_upsample``: see :func:`cnnkit.face.faces`); errors are captured, not raised."""
     from cnnkit.face.alignment import align_faces
     from cnnkit.face.detection import detect, load_image
 
@@ -42,29 +45,33 @@ def detect_and_align(path: str | Path, upsample: int = 1, detector: str = "hog")
     try:
         image = load_image(path)
         boxes = detect(image, upsample, detector)
-        _, chips = align_faces(image, boxes)
+        _, chips = align_faces(image, boxes, landmark_upsample)
     except (CnnkitError, OSError) as exc:  # OSError: a read failing below the loader's checks
         message = exc.message if isinstance(exc, CnnkitError) else f"{path}: {exc}"
         return Detected(path, [], np.zeros((0, 150, 150, 3), np.uint8), message)
     return Detected(path, list(boxes), chips)
 
 
-def _detect_star(args: tuple[str, int, str]) -> Detected:
+def _detect_star(args: tuple[str, int, int, str]) -> Detected:
     return detect_and_align(*args)
 
 
 def detect_many(
-    paths: Sequence[Path], upsample: int = 1, cpus: int = 1, detector: str = "hog"
+    paths: Sequence[Path],
+    upsample: int = 1,
+    cpus: int = 1,
+    landmark_upsample: int = 0,
+    detector: str = "hog",
 ) -> Iterator[Detected]:
     """:func:`detect_and_align` over many images, in order; ``cpus`` > 1 uses worker processes."""
     if cpus <= 1 or len(paths) < 2:
         for p in paths:
-            yield detect_and_align(p, upsample, detector)
+            yield detect_and_align(p, upsample, landmark_upsample, detector)
         return
     import multiprocessing as mp
 
+    jobs = [(str(p), upsample, landmark_upsample, detector) for p in paths]
     with mp.get_context("spawn").Pool(min(cpus, len(paths))) as pool:
-        jobs = [(str(p), upsample, detector) for p in paths]
         yield from pool.imap(_detect_star, jobs, chunksize=2)
 
 
@@ -76,34 +83,43 @@ def identify_many(
     upsample: int = 1,
     batch_size: int = 32,
     cpus: int = 1,
+    threshold: Threshold | None = None,
     detector: str = "hog",
 ) -> Iterator[tuple[Path, Box | None, str | None, float, str | None]]:
     """(file, box, name or None, distance, error) for every face of every image, in file order.
 
-    Faces are embedded ``batch_size`` at a time; an unreadable image yields one row with its
-    error message and no box.
+    Faces are embedded ``batch_size`` at a time, with the store's descriptor pipeline; tau is
+    :func:`cnnkit.face.identification_threshold`'s (or ``threshold``). An unreadable image
+    yields one row with its error message and no box.
     """
+    from cnnkit.face.descriptors import get_pipeline, store_pipeline
+    from cnnkit.face.identification import identification_threshold
+    from cnnkit.face.pipeline import embed_chips
+
     gallery.check_model(encoder.model_id, encoder.dim)
-    tau = gallery.tolerance(tolerance)
+    threshold = threshold or identification_threshold(gallery, tolerance)
+    pipeline = get_pipeline(store_pipeline(gallery))
     pending: list[Detected] = []
 
     def flush() -> Iterator[tuple[Path, Box | None, str | None, float, str | None]]:
         chips = [d.chips for d in pending if len(d.chips)]
         if chips:
-            emb = encoder.embed(np.concatenate(chips))
-            matches = iter(gallery.search(emb))
+            emb = embed_chips(np.concatenate(chips), encoder, pipeline.flip)
+            matches = iter(gallery.nearest(emb, threshold.k))
         else:
             matches = iter([])
         for d in pending:
             if d.error is not None:
                 yield d.path, None, None, float("nan"), d.error
             for box in d.boxes:
-                m = next(matches)
-                yield d.path, box, (m.name if m.distance <= tau else None), m.distance, None
+                near = next(matches)
+                name, _ = threshold.decide(near)
+                d1 = near[0].distance if near else float("inf")
+                yield d.path, box, name, d1, None
         pending.clear()
 
     n_chips = 0
-    for detected in detect_many(paths, upsample, cpus, detector):
+    for detected in detect_many(paths, upsample, cpus, pipeline.landmark_upsample, detector):
         pending.append(detected)
         n_chips += len(detected.chips)
         if n_chips >= batch_size:

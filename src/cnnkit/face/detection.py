@@ -4,11 +4,14 @@ Boxes are ``(top, right, bottom, left)`` in pixels, as in face_recognition, clip
 Landmarks are a (5, 2) array of (x, y): the outer and inner corner of the subject's left eye
 (image right), the outer and inner corner of the right eye, and the base of the nose.
 
-The dlib models load lazily, once per process, on first use.
+The dlib models load lazily, once per process, on first use. dlib's HOG detector keeps scratch
+buffers in the object: two threads running it at once (the service's inference threads) corrupt
+memory, so calls to it take a lock (making another costs ~1 s; the 5-point predictor is safe).
 """
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,10 @@ def check_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+#: Held while dlib's (not thread-safe) HOG detector runs.
+_hog_lock = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def _hog_detector() -> Any:
     return require_dlib().get_frontal_face_detector()
@@ -83,7 +90,9 @@ def detect(image: np.ndarray, upsample: int = 1, detector: str = "hog") -> list[
 
         return detect_with(image, upsample, detector).boxes
     h, w = image.shape[:2]
-    rects = _hog_detector()(image, int(upsample))
+    hog = _hog_detector()
+    with _hog_lock:
+        rects = hog(image, int(upsample))
     return [
         (max(r.top(), 0), min(r.right(), w), min(r.bottom(), h), max(r.left(), 0)) for r in rects
     ]
@@ -93,7 +102,9 @@ def detect_scored(image: np.ndarray, upsample: int = 1) -> list[tuple[Box, float
     """Like :func:`detect`, with each box's detector score (higher is surer)."""
     image = check_image(image)
     h, w = image.shape[:2]
-    rects, scores, _ = _hog_detector().run(image, int(upsample), 0.0)
+    detector = _hog_detector()
+    with _hog_lock:
+        rects, scores, _ = detector.run(image, int(upsample), 0.0)
     return [
         ((max(r.top(), 0), min(r.right(), w), min(r.bottom(), h), max(r.left(), 0)), float(s))
         for r, s in zip(rects, scores, strict=True)

@@ -2,7 +2,8 @@
 
 Tables::
 
-    meta(key, value)         schema_version, model_id, dim, tau, generation
+    meta(key, value)         schema_version, model_id, dim, tau, generation, pipeline,
+                             tau_identification* (cnnkit.face.gallery_meta)
     persons(id, name, created_at)
     embeddings(id, person_id, vector, source, sha256, created_at)
                              vector: the d float32 values (little endian) of f(img)
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.errors import CnnkitError, DatabaseError, NotFoundError, ShapeError, shorten
+from cnnkit.face.gallery_meta import GalleryMeta
 from cnnkit.face.gallery_sqlite import open_database, translate_errors
 from cnnkit.face.index import IndexConfig, VectorIndex
 from cnnkit.face.store import Match, Person
@@ -72,7 +74,7 @@ def check_name(name: str) -> str:
     return clean
 
 
-class Gallery:
+class Gallery(GalleryMeta):
     """An open person database.
 
     Example::
@@ -187,13 +189,7 @@ class Gallery:
         With ``model_id``, the database must be of that encoder (an empty one becomes so):
         a tau is only meaningful for the encoder it was calibrated with.
         """
-        if not np.isfinite(tau) or tau <= 0:
-            raise CnnkitError(f"tau must be a positive number, got {tau}")
-        with self.transaction() as con:
-            if model_id is not None:
-                self._check_model(con, model_id, dim)
-                self._claim(con, model_id, dim)
-            con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tau', ?)", (repr(tau),))
+        self._set_meta({"tau": repr(tau)}, tau=tau, model_id=model_id, dim=dim)
 
     def _claim(self, con: sqlite3.Connection, model_id: str, dim: int | None) -> None:
         """Record the encoder in an empty database (inside a transaction)."""
@@ -230,10 +226,12 @@ class Gallery:
         model_id: str,
         sources: Sequence[str | None] | None = None,
         sha256s: Sequence[str | None] | None = None,
+        pipeline: str | None = None,
     ) -> int:
         """Enroll descriptors (n, d) for ``name`` (created if new) in one transaction.
 
-        Returns the number of descriptors the person has afterwards.
+        ``pipeline`` (see :mod:`cnnkit.face.descriptors`) must match the stored one, and is
+        recorded in a new database. Returns the number of descriptors the person has afterwards.
         """
         name = check_name(name)
         x = np.asarray(vectors, dtype=np.float32)
@@ -252,6 +250,8 @@ class Gallery:
         with self.transaction() as con:
             self._check_model(con, model_id, d)
             self._claim(con, model_id, d)
+            if pipeline is not None:
+                self._claim_pipeline(con, pipeline)
             pid = self._person_id(con, name)
             if pid is None:
                 pid = con.execute(

@@ -1,7 +1,8 @@
 """Export a person database to a portable ``.npz`` file and merge one back in.
 
 The file (format ``cnnkit-faces-v1``) holds names, descriptors, source file names, file hashes,
-the encoder id and tau; it is written atomically. Import matches persons by name, skips
+the encoder id, the descriptor pipeline (absent in older files: ``dlib``) and tau; it is
+written atomically. Import matches persons by name, skips
 descriptors already present, and refuses a file of another encoder, in one transaction.
 """
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cnnkit.errors import CnnkitError
+from cnnkit.face.descriptors import LEGACY_PIPELINE
 from cnnkit.face.gallery import _now, check_name
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ def export_gallery(self: Gallery, path: str | Path) -> int:
             "SELECT person_id, vector, source, sha256, created_at FROM embeddings ORDER BY id"
         ).fetchall()
         model_id, dim, tau = self._meta("model_id"), self._meta("dim"), self._meta("tau")
+        pipeline = self._pipeline(self._con)
     position = {pid: i for i, (pid, _, _) in enumerate(persons)}
     vectors = self._stack([r[1] for r in rows]) if rows else np.zeros((0, int(dim or 0)))
     arrays = {
@@ -52,6 +55,7 @@ def export_gallery(self: Gallery, path: str | Path) -> int:
         "sources": np.array([r[2] or "" for r in rows], dtype=str),
         "sha256": np.array([r[3] or "" for r in rows], dtype=str),
         "created": np.array([r[4] for r in rows], dtype=str),
+        "pipeline": np.array(pipeline or ""),
     }
     with atomic_write(path, "wb") as f:
         np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
@@ -73,6 +77,7 @@ def import_gallery(self: Gallery, path: str | Path) -> int:
         if len(vectors):
             self._check_model(con, model_id, dim)
             self._claim(con, model_id, dim)
+            self._claim_pipeline(con, data["pipeline"])
         if data["tau"] is not None and self._meta("tau", con) is None:
             con.execute("INSERT INTO meta(key, value) VALUES ('tau', ?)", (repr(data["tau"]),))
         pids: dict[int, int] = {}
@@ -157,4 +162,6 @@ def read_export(path: str | Path) -> dict:
         "sources": arrays.get("sources", np.full(n, "")),
         "sha256": arrays.get("sha256", np.full(n, "")),
         "created": arrays.get("created", np.full(n, "")),
+        # Files from before the key hold dlib-pipeline descriptors.
+        "pipeline": str(arrays.get("pipeline", "")) or LEGACY_PIPELINE,
     }

@@ -54,6 +54,7 @@ def pair_embedder(
     upsample: int = 1,
     flip: bool = False,
     stats: PairStats | None = None,
+    landmark_upsample: int = 0,
     detector: str = "hog",
 ) -> Callable[[list[Path]], np.ndarray]:
     """Return paths -> (n, 128) descriptors, one per image, for pairs benchmarks (LFW).
@@ -61,11 +62,13 @@ def pair_embedder(
     Policy: the detected face nearest the image centre; when HOG finds none, it tries once more
     with one more upsampling; when it still finds none, the 5 landmarks are predicted inside
     :func:`centre_box` and the chip aligned from them (LFW images are centred on the person).
-    With ``flip``, each descriptor is the mean of the chip's and its
-    mirror image's. ``detector``: hog, cnn or auto (see :func:`cnnkit.face.detect`).
+    With ``flip``, each descriptor is the mean of the chip's and its mirror image's;
+    ``landmark_upsample`` as in :func:`cnnkit.face.faces`; ``detector``: hog, cnn or auto (see
+    :func:`cnnkit.face.detect`).
     """
     from cnnkit.face.alignment import align_faces
     from cnnkit.face.detection import detect, load_image
+    from cnnkit.face.pipeline import embed_chips
 
     stats = stats if stats is not None else PairStats()
 
@@ -84,11 +87,7 @@ def pair_embedder(
             else:
                 stats.several += len(boxes) > 1
                 box = pick_centred(boxes, image.shape)
-            chips.append(align_faces(image, [box])[1][0])
-        batch = np.stack(chips)
-        emb = encoder.embed(batch)
-        if flip:
-            emb = (emb + encoder.embed(np.ascontiguousarray(batch[:, :, ::-1]))) / 2.0
-        return emb
+            chips.append(align_faces(image, [box], landmark_upsample)[1][0])
+        return embed_chips(np.stack(chips), encoder, flip)
 
     return embed_images

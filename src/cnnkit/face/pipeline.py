@@ -47,6 +47,19 @@ def embed(chips: np.ndarray, encoder: FaceEncoder | None = None) -> np.ndarray:
     return (encoder or default_encoder()).embed(chips)
 
 
+def embed_chips(
+    chips: np.ndarray, encoder: FaceEncoder | None = None, flip: bool = False
+) -> np.ndarray:
+    """:func:`embed`, and with ``flip`` the mean of each chip's descriptor and its mirror
+    image's: (N, 150, 150, 3) uint8 -> (N, 128) float32."""
+    enc = encoder or default_encoder()
+    if not flip or len(chips) == 0:
+        return enc.embed(chips)
+    both = enc.embed(np.concatenate([chips, np.ascontiguousarray(chips[:, :, ::-1])]))
+    n = len(chips)
+    return ((both[:n] + both[n:]) / 2.0).astype(np.float32)
+
+
 def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
     """Euclidean distance between descriptors; 0.6 is dlib's threshold (lower = stricter).
 
@@ -77,19 +90,21 @@ def faces(
     upsample: int = 1,
     encoder: FaceEncoder | None = None,
     landmark_upsample: int = 0,
+    flip: bool = False,
     detector: str = "hog",
 ) -> list[Face]:
     """Every face in an (H, W, 3) uint8 RGB image: detected, aligned and embedded in one batch.
 
     ``upsample`` is the detector's (see :func:`detect`); ``landmark_upsample`` > 0 gives
-    sub-pixel landmarks (see :func:`landmarks`), steadier for small faces; ``detector`` is
-    ``"hog"``, ``"cnn"`` or ``"auto"`` (see :func:`detect`). The defaults reproduce dlib's
-    pipeline exactly.
+    sub-pixel landmarks (see :func:`landmarks`), steadier for small faces; ``flip`` averages
+    each descriptor with its mirror image's; ``detector`` is ``"hog"``, ``"cnn"`` or ``"auto"``
+    (see :func:`detect`). The defaults reproduce dlib's pipeline exactly; the use cases (enroll,
+    identify, ...) use :data:`cnnkit.face.descriptors.DEFAULT_PIPELINE`.
     """
     image = check_image(image)
     boxes = detect(image, upsample, detector)
     if not boxes:
         return []
     marks, chips = align_faces(image, boxes, landmark_upsample)
-    emb = embed(chips, encoder)
+    emb = embed_chips(chips, encoder, flip)
     return [Face(b, m, c, e) for b, m, c, e in zip(boxes, marks, chips, emb, strict=True)]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnnkit.errors import CnnkitError
+from cnnkit.face.descriptors import store_pipeline
 from cnnkit.face.detection import Box, box_area
 from cnnkit.face.gallery import Gallery
 
@@ -56,6 +57,10 @@ def _encoder(encoder: FaceEncoder | None) -> FaceEncoder:
     return default_encoder()
 
 
+def _path(image: ImageLike) -> Path | None:
+    return Path(image) if isinstance(image, str | Path) else None
+
+
 def load(image: ImageLike) -> np.ndarray:
     """A path or an array -> (H, W, 3) uint8 RGB."""
     from cnnkit.face.detection import check_image, load_image
@@ -69,13 +74,24 @@ def find_faces(
     image: ImageLike,
     upsample: int = 1,
     encoder: FaceEncoder | None = None,
+    pipeline: str | None = None,
     detector: str = "hog",
 ) -> list[Face]:
     """Every face in an image: detected (``detector``: hog, cnn or auto), aligned and embedded
-    (see :func:`cnnkit.face.faces`)."""
+    (see :func:`cnnkit.face.faces`) with the descriptor ``pipeline`` (None: the default; see
+    :mod:`cnnkit.face.descriptors`)."""
+    from cnnkit.face.descriptors import get_pipeline
     from cnnkit.face.pipeline import faces
 
-    return faces(load(image), upsample=upsample, encoder=_encoder(encoder), detector=detector)
+    p = get_pipeline(pipeline)
+    return faces(
+        load(image),
+        upsample=upsample,
+        encoder=_encoder(encoder),
+        landmark_upsample=p.landmark_upsample,
+        flip=p.flip,
+        detector=detector,
+    )
 
 
 def one_face(
@@ -84,15 +100,17 @@ def one_face(
     encoder: FaceEncoder | None = None,
     largest: bool = False,
     detector: str = "hog",
+    pipeline: str | None = None,
 ) -> Face:
-    """The single face of a photo; with ``largest``, the largest of several.
+    """The single face of a photo; with ``largest``, the largest of several (``detector`` and
+    ``pipeline`` as in :func:`find_faces`).
 
     Raises:
         NoFaceError: no face found.
         SeveralFacesError: several faces and ``largest`` is False.
     """
     path = image if isinstance(image, str | Path) else None
-    return pick_face(find_faces(image, upsample, encoder, detector), path, largest)
+    return pick_face(find_faces(image, upsample, encoder, pipeline, detector), path, largest)
 
 
 def pick_face(found: list[Face], path: str | Path | None = None, largest: bool = False) -> Face:
@@ -149,7 +167,8 @@ def verify(
         else:
             enc = _encoder(encoder)
             gallery.check_model(enc.model_id, enc.dim)
-            query = one_face(image_or_embedding, upsample, enc, True, detector).embedding
+            found = find_faces(image_or_embedding, upsample, enc, store_pipeline(gallery), detector)
+            query = pick_face(found, _path(image_or_embedding), largest=True).embedding
         d = gallery.distance_to(query, name)
         return d <= gallery.tolerance(tolerance), d
     finally:
@@ -182,7 +201,9 @@ def identify(
         else:
             enc = _encoder(encoder)
             gallery.check_model(enc.model_id, enc.dim)
-            found = find_faces(image_or_embeddings, upsample, enc, detector)
+            found = find_faces(
+                image_or_embeddings, upsample, enc, store_pipeline(gallery), detector
+            )
             if not found:
                 return []
             q = np.stack([f.embedding for f in found])

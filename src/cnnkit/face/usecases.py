@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from cnnkit.errors import NotFoundError
+from cnnkit.face.descriptors import store_pipeline
 from cnnkit.face.detection import Box
 from cnnkit.face.recognize import find_faces, load, pick_face
 from cnnkit.face.store import Match, PersonStore
@@ -99,6 +100,7 @@ def enroll(
     tolerance: float | None = None,
     sources: Sequence[str | None] | None = None,
     sha256s: Sequence[str | None] | None = None,
+    pipeline: str | None = None,
 ) -> EnrollReport:
     """Enroll photos of ``name`` (created if new) in one transaction.
 
@@ -112,6 +114,8 @@ def enroll(
         images: paths or (H, W, 3) uint8 RGB arrays.
         sources, sha256s: per image, the file name and its SHA-256 (default: from the path;
             None for arrays), e.g. for uploads.
+        pipeline: how descriptors are made (:mod:`cnnkit.face.descriptors`); None: the
+            store's, else the default. A store that recorded another one refuses it.
 
     Raises:
         NoFaceError, SeveralFacesError (``strict``), ImageReadError, DatabaseError (another
@@ -126,6 +130,16 @@ def enroll(
         raise ValueError(f"{n} images but sources/sha256s of another length")
     enc = _encoder(encoder)
     store.check_model(enc.model_id, enc.dim)
+    recorded = getattr(store, "pipeline", None)
+    if pipeline is not None and isinstance(recorded, str) and recorded != pipeline:
+        from cnnkit.errors import DatabaseError
+
+        raise DatabaseError(
+            f"holds descriptors made with pipeline {recorded!r}, not {pipeline!r}",
+            path=getattr(store, "path", None),
+            hint=f"leave out --pipeline, or enroll everyone in a new --db for {pipeline!r}",
+        )
+    pipeline = pipeline or store_pipeline(store)
     tau = store.tolerance(tolerance)
     try:
         known = store.vectors_of(name)
@@ -137,7 +151,7 @@ def enroll(
         path = _path_of(image)
         source = sources[i] if sources is not None else (path.name if path else None)
         digest = sha256s[i] if sha256s is not None else (file_sha256(path) if path else None)
-        found = find_faces(image, upsample, enc, detector)
+        found = find_faces(image, upsample, enc, pipeline, detector)
         if not found or (len(found) > 1 and not largest):
             if strict:
                 pick_face(found, path, largest)  # raises NoFaceError / SeveralFacesError
@@ -172,12 +186,15 @@ def enroll(
         kept_hashes.append(digest)
     total = len(known)
     if vectors:
+        # A store that records its pipeline (Gallery) is told which one made these.
+        extra = {"pipeline": pipeline} if hasattr(store, "pipeline") else {}
         total = store.add(
             name,
             np.stack(vectors),
             model_id=enc.model_id,
             sources=kept_sources,
             sha256s=kept_hashes,
+            **extra,
         )
     return EnrollReport(name, reports, len(vectors), total, tau)
 
@@ -213,7 +230,7 @@ def verify_photo(
     store.vectors_of(name)  # unknown name: fails before the encoder loads
     enc = _encoder(encoder)
     store.check_model(enc.model_id, enc.dim)
-    found = find_faces(image, upsample, enc, detector)
+    found = find_faces(image, upsample, enc, store_pipeline(store), detector)
     face = pick_face(found, _path_of(image), largest=True)  # NoFaceError when none
     d = store.distance_to(face.embedding, name)
     tau = store.tolerance(tolerance)
@@ -228,6 +245,7 @@ class FaceMatch:
     name: str | None  # None: nobody within tau ("unknown")
     distance: float  # to the nearest enrolled person (inf for an empty store)
     candidates: list[Match] = field(default_factory=list)  # the k nearest persons, closest first
+    score: float | None = None  # what tau was applied to (the distance, or its T-norm)
 
 
 def identify_image(
@@ -240,19 +258,25 @@ def identify_image(
     upsample: int = 1,
     detector: str = "hog",
 ) -> list[FaceMatch]:
-    """1:K identification of every face in ``image`` (none: an empty list)."""
+    """1:K identification of every face in ``image`` (none: an empty list).
+
+    tau is ``tolerance``, else the store's identification tau (``calibrate --for
+    identification``), else its pair tau, else 0.6 (see :func:`identification_threshold`).
+    """
     enc = _encoder(encoder)
     store.check_model(enc.model_id, enc.dim)
-    tau = store.tolerance(tolerance)
-    found = find_faces(image, upsample, enc, detector)
+    from cnnkit.face.identification import identification_threshold
+
+    threshold = identification_threshold(store, tolerance)
+    found = find_faces(image, upsample, enc, store_pipeline(store), detector)
     if not found:
         return []
-    near = store.nearest(np.stack([f.embedding for f in found]), k)
+    near = store.nearest(np.stack([f.embedding for f in found]), max(k, threshold.k))
     out = []
     for f, cands in zip(found, near, strict=True):
         best = cands[0] if cands else Match(None, float("inf"))
-        name = best.name if best.distance <= tau else None
-        out.append(FaceMatch(f.box, name, best.distance, list(cands)))
+        name, score = threshold.decide(cands)
+        out.append(FaceMatch(f.box, name, best.distance, list(cands[:k]), score))
     return out
 
 
@@ -291,15 +315,21 @@ def pair_distances(
     encoder: FaceEncoder | Callable[[], FaceEncoder] | None = None,
     upsample: int = 1,
     flip: bool = False,
+    pipeline: str | None = None,
     detector: str = "hog",
 ) -> PairDistances:
-    """Distances of an LFW-format pairs file (policy: :func:`cnnkit.face.pairs.pair_embedder`)."""
+    """Distances of an LFW-format pairs file (policy: :func:`cnnkit.face.pairs.pair_embedder`),
+    descriptors made with ``pipeline`` (None: the default), flip-averaged also when ``flip``."""
     from cnnkit.face import evaluate as ev
+    from cnnkit.face.descriptors import get_pipeline, with_flip
     from cnnkit.face.pairs import PairStats, pair_embedder
 
+    p = get_pipeline(with_flip(pipeline, flip))
     read = ev.read_pairs(pairs)
     stats = PairStats()
-    embedder = pair_embedder(_encoder(encoder), upsample, flip, stats, detector)
+    embedder = pair_embedder(
+        _encoder(encoder), upsample, p.flip, stats, p.landmark_upsample, detector
+    )
     d = ev.pair_distances(read, images, embedder)
     log.info(
         "%d pairs, %d images: %d with several faces (centred one used), %d found only with "
@@ -341,15 +371,27 @@ def calibrate(
     encoder: FaceEncoder | Callable[[], FaceEncoder] | None = None,
     upsample: int = 1,
     flip: bool = False,
+    pipeline: str | None = None,
     detector: str = "hog",
 ) -> Calibration:
-    """Choose tau on labelled pairs (k-fold protocol); with ``store``, store it there."""
+    """Choose tau on labelled pairs (k-fold protocol); with ``store``, store it there.
+
+    ``pipeline`` None: the store's (its descriptors'), else the default."""
     from cnnkit.face.evaluate import best_threshold, kfold_accuracy
 
     enc = _encoder(encoder)
     if store is not None:
         store.check_model(enc.model_id, enc.dim)
-    pd = pair_distances(pairs, images, encoder=enc, upsample=upsample, flip=flip, detector=detector)
+        pipeline = pipeline or store_pipeline(store)
+    pd = pair_distances(
+        pairs,
+        images,
+        encoder=enc,
+        upsample=upsample,
+        flip=flip,
+        pipeline=pipeline,
+        detector=detector,
+    )
     kf = kfold_accuracy(pd.distances, pd.same, n_folds=pd.n_folds, folds=pd.folds)
     tau, acc_all = best_threshold(pd.distances, pd.same)
     if store is not None:
@@ -376,6 +418,7 @@ def evaluate_pairs(
     upsample: int = 1,
     flip: bool = False,
     roc: str | Path | None = None,
+    pipeline: str | None = None,
     detector: str = "hog",
 ) -> Evaluation:
     """Verification accuracy on labelled pairs at ``tau``, k-fold, ROC AUC, TAR@FAR=1e-3;
@@ -383,7 +426,13 @@ def evaluate_pairs(
     from cnnkit.face.evaluate import evaluate_distances, plot_roc
 
     pd = pair_distances(
-        pairs, images, encoder=encoder, upsample=upsample, flip=flip, detector=detector
+        pairs,
+        images,
+        encoder=encoder,
+        upsample=upsample,
+        flip=flip,
+        pipeline=pipeline,
+        detector=detector,
     )
     result = evaluate_distances(pd.distances, pd.same, tau, folds=pd.folds, n_folds=pd.n_folds)
     if roc is not None:

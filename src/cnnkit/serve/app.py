@@ -27,6 +27,7 @@ from cnnkit.serve import metrics as metrics_mod
 from cnnkit.serve import problems, uploads, webapp
 from cnnkit.serve.batching import BatchingEncoder
 from cnnkit.serve.config import ServeConfig
+from cnnkit.serve.follow import start_follower
 from cnnkit.serve.replica import ReplicaIndex
 from cnnkit.serve.routers import ROUTER_MODULES
 from cnnkit.serve.sessions import Sessions, set_cookie
@@ -68,6 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.ready = False
     state.storage = open_storage(config.db)
     state.replica = ReplicaIndex(state.storage, sync_interval=config.sync_interval)
+    state.follower = start_follower(state.storage, state.replica)  # PostgreSQL: LISTEN/NOTIFY
     state.executor = ThreadPoolExecutor(config.threads, thread_name_prefix="cnnkit-infer")
     state.encoder = None
     try:
@@ -86,6 +88,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         state.ready = False
+        if state.follower is not None:
+            state.follower.stop()
         if state.encoder is not None:
             state.encoder.close()
         state.executor.shutdown(wait=False, cancel_futures=True)

@@ -3,14 +3,15 @@ and train the encoder with the triplet loss.
 
 One module per group of subcommands, each a thin adapter over :mod:`cnnkit.face.usecases`:
 :mod:`.recognition` (enroll, verify, identify, detect), :mod:`.database` (list, remove, rename,
-export, import), :mod:`.pairs` (calibrate, evaluate, train).
+export, import), :mod:`.pairs` (calibrate, evaluate, train), :mod:`.openset`
+(evaluate-identification, info).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from cnnkit.cli.face import database, pairs, recognition
+from cnnkit.cli.face import database, openset, pairs, recognition
 
 _EPILOG = """\
 The person database is an SQLite file (--db, default: faces.sqlite3 in the user data folder,
@@ -26,6 +27,9 @@ Examples:
   cnnkit face list
   cnnkit face calibrate --pairs pairs.txt --images lfw/   # choose tau, store it
   cnnkit face evaluate --pairs pairs.txt --images lfw/ --roc roc.png
+  cnnkit face evaluate-identification --images lfw/ --det det.png   # open-set 1:N
+  cnnkit face calibrate --for identification --fpir 0.001 --images lfw/  # tau for identify
+  cnnkit face info                                # encoder, pipeline, taus, counts
   cnnkit face train --data people/ --out model.pt --epochs 5
   cnnkit face verify door.jpg --as Ada --model model.pt --db tuned.sqlite3
 """
@@ -46,3 +50,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     recognition.register(fsub)
     database.register(fsub)
     pairs.register(fsub)
+    openset.register(fsub)

@@ -114,12 +114,37 @@ def parser(sub: argparse._SubParsersAction, name: str, help: str, epilog: str = 
     )
 
 
-def pairs_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pairs", required=True, type=Path, metavar="pairs.txt")
+def pipeline_opt(p: argparse.ArgumentParser) -> None:
+    from cnnkit.face.descriptors import DEFAULT_PIPELINE, PIPELINES
+
+    p.add_argument(
+        "--pipeline",
+        choices=list(PIPELINES),
+        default=None,
+        help="how descriptors are made: landmarks (dlib's integer or sub-pixel) and flip "
+        f"averaging (default: the database's, else {DEFAULT_PIPELINE})",
+    )
+
+
+def norm_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--norm",
+        choices=("tnorm", "none"),
+        default="tnorm",
+        help="1:N score: tnorm (default), the distance to the nearest person divided by the "
+        "mean distance to the 5 next nearest (per-search T-norm), or none (the distance)",
+    )
+
+
+def pairs_opts(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--pairs", required=required, type=Path, metavar="pairs.txt")
     p.add_argument("--images", required=True, type=Path, metavar="DIR")
     p.add_argument(
-        "--flip", action="store_true", help="average each descriptor with its mirror image's"
+        "--flip",
+        action="store_true",
+        help="average each descriptor with its mirror image's (already in the default pipeline)",
     )
+    pipeline_opt(p)
 
 
 def db_exists(db_path: Path | None) -> bool:

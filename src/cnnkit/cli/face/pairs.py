@@ -13,9 +13,11 @@ from cnnkit.cli.face.common import (
     encoder_loader,
     gallery,
     model_opts,
+    norm_opt,
     pairs_opts,
     parser,
 )
+from cnnkit.face.descriptors import with_flip
 
 
 def register(fsub: argparse._SubParsersAction) -> None:
@@ -34,9 +36,37 @@ def register(fsub: argparse._SubParsersAction) -> None:
         "choose the tolerance tau on labelled pairs and store it in the database",
         pairs_help + "\nThe k-fold protocol: for each fold, tau is chosen on the other folds and\n"
         "accuracy measured on it; mean +- standard error is printed. The tau stored is the best\n"
-        "on all pairs.\n\nExample:\n  cnnkit face calibrate --pairs pairs.txt --images lfw/",
+        "on all pairs (used by verify and enroll).\n\n"
+        "--for identification instead takes --images DIR with one subfolder per person: every\n"
+        "person with 2+ photos is enrolled with the first and searched with the others, the\n"
+        "rest search as strangers; the tau stored is the one whose false positive\n"
+        "identification rate is --fpir (used by identify; a larger gallery needs a stricter\n"
+        "tau, so the gallery size is stored too and identify warns when it is outgrown).\n\n"
+        "Examples:\n  cnnkit face calibrate --pairs pairs.txt --images lfw/\n"
+        "  cnnkit face calibrate --for identification --fpir 0.001 --images lfw/",
     )
-    pairs_opts(p)
+    pairs_opts(p, required=False)
+    p.add_argument(
+        "--for",
+        dest="purpose",
+        choices=("verification", "identification"),
+        default="verification",
+        help="which tau: 1:1 on --pairs (default), or 1:N on a person folder",
+    )
+    p.add_argument(
+        "--fpir",
+        type=float,
+        default=0.001,
+        help="--for identification: the false positive identification rate (0.001)",
+    )
+    p.add_argument(
+        "--gallery-size",
+        type=count(2),
+        default=None,
+        metavar="N",
+        help="--for identification: enroll N persons (default: all with 2+ photos)",
+    )
+    norm_opt(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     db_opts(p)
     model_opts(p, tolerance=False)
@@ -126,8 +156,15 @@ def register(fsub: argparse._SubParsersAction) -> None:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
+    from cnnkit.errors import CnnkitError
     from cnnkit.face import calibrate
 
+    if args.purpose == "identification":
+        return _calibrate_identification(args)
+    if args.pairs is None:
+        raise CnnkitError(
+            "--pairs is required", hint="pass --pairs pairs.txt, or --for identification"
+        )
     with gallery(args, create=True) as db:
         cal = calibrate(
             args.pairs,
@@ -136,6 +173,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             encoder=encoder_loader(args),
             upsample=args.upsample,
             flip=args.flip,
+            pipeline=args.pipeline,
             detector=args.detector,
         )
         path = db.path
@@ -165,14 +203,60 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate_identification(args: argparse.Namespace) -> int:
+    from cnnkit.face import calibrate_identification
+
+    with gallery(args, create=True) as db:
+        cal = calibrate_identification(
+            args.images,
+            store=db,
+            fpir=args.fpir,
+            gallery_size=args.gallery_size,
+            encoder=encoder_loader(args),
+            upsample=args.upsample,
+            pipeline=with_flip(args.pipeline, args.flip) if args.pipeline or args.flip else None,
+            norm=args.norm,
+            detector=args.detector,
+        )
+        path = db.path
+    ev = cal.evaluation
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "tau": cal.tau,
+                    "fpir": cal.fpir,
+                    "fnir": cal.fnir,
+                    "gallery_size": cal.gallery_size,
+                    "pipeline": cal.pipeline,
+                    "db": str(path),
+                    **ev.as_json(),
+                }
+            )
+        )
+    else:
+        print(
+            f"gallery {ev.n_gallery} persons, {ev.n_mated} mated and {ev.n_nonmated} non-mated "
+            f"searches; rank-1 {ev.rank1:.4f}"
+        )
+        print(f"FNIR at FPIR {cal.fpir:g}: {cal.fnir:.4f}")
+        print(
+            f"identification tau {cal.tau:.4f} ({cal.norm} scores, for {cal.gallery_size} "
+            f"persons) stored in {path}"
+        )
+    return 0
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from cnnkit.face import DEFAULT_TOLERANCE, evaluate_pairs
 
+    pipeline = with_flip(args.pipeline, args.flip) if args.pipeline or args.flip else None
     if args.tolerance is not None:
         tau = args.tolerance
     elif args.db is not None or db_exists(None):
         with gallery(args, readonly=True) as db:
             tau = db.tolerance(None)
+            pipeline = pipeline or db.pipeline
     else:
         tau = DEFAULT_TOLERANCE
     ev = evaluate_pairs(
@@ -183,6 +267,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         upsample=args.upsample,
         flip=args.flip,
         roc=args.roc,
+        pipeline=pipeline,
         detector=args.detector,
     )
     if args.json:

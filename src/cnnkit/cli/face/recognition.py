@@ -19,6 +19,7 @@ from cnnkit.cli.face.common import (
     model_opts,
     no_face,
     parser,
+    pipeline_opt,
     warn_unreadable,
 )
 
@@ -42,6 +43,7 @@ def register(fsub: argparse._SubParsersAction) -> None:
     )
     db_opts(p)
     model_opts(p)
+    pipeline_opt(p)
     p.set_defaults(func=run_enroll)
 
     p = parser(
@@ -67,9 +69,27 @@ def register(fsub: argparse._SubParsersAction) -> None:
         "person is within the tolerance. An unreadable image gets a warning on stderr and the\n"
         "exit code is 2 at the end; the others are still processed. An image without a face\n"
         "gets a notice on stderr ('<file>: no face found') and no row.\n\n"
-        "Example:\n  cnnkit face identify party/ --cpus 2 > who.csv",
+        "A video (.mp4, .mkv, .avi, .mov, .webm) is read frame by frame: faces are detected\n"
+        "every --every frames and tracked in between by box overlap; each track is named once\n"
+        "and again every --refresh detections. Its CSV (stdout, or --csv) has the columns\n"
+        "frame,time,track,top,right,bottom,left,name,distance; -o writes a copy with the\n"
+        "boxes and names drawn.\n\n"
+        "Examples:\n  cnnkit face identify party/ --cpus 2 > who.csv\n"
+        "  cnnkit face identify clip.mp4 -o annotated.mp4 --every 5 --csv who.csv",
     )
-    p.add_argument("inputs", metavar="PHOTO|DIR", nargs="+", type=Path)
+    p.add_argument("inputs", metavar="PHOTO|DIR|VIDEO", nargs="+", type=Path)
+    p.add_argument("-o", "--output", type=Path, metavar="VIDEO", help="video: annotated copy")
+    p.add_argument(
+        "--every", type=count(1), default=5, metavar="N", help="video: detect every N frames (5)"
+    )
+    p.add_argument(
+        "--refresh",
+        type=count(1),
+        default=10,
+        metavar="N",
+        help="video: describe each track again every N detections (10)",
+    )
+    p.add_argument("--csv", type=Path, metavar="OUT.csv", help="video: write the CSV here")
     p.add_argument(
         "--batch-size", type=count(1), default=32, metavar="N", help="faces per encoder batch (32)"
     )
@@ -116,6 +136,7 @@ def run_enroll(args: argparse.Namespace) -> int:
             upsample=args.upsample,
             detector=args.detector,
             tolerance=args.tolerance,
+            pipeline=args.pipeline,
         )
     for photo, p in zip(args.photos, report.photos, strict=True):
         if p.reason == "already enrolled":
@@ -205,8 +226,56 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0 if result.match else 1
 
 
+def run_identify_video(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from cnnkit.face.video import identify_video
+    from cnnkit.io.atomic import atomic_write
+
+    header = ["frame", "time", "track", "top", "right", "bottom", "left", "name", "distance"]
+    with contextlib.ExitStack() as stack:
+        db = stack.enter_context(gallery(args, readonly=True))
+        if args.csv is not None:
+            out = stack.enter_context(atomic_write(args.csv, "w"))
+        else:
+            out = sys.stdout
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+
+        def row(r) -> None:
+            writer.writerow([r.frame, f"{r.time:.3f}", r.track, *r.box, r.name or "unknown",
+                             fmt(r.distance)])  # fmt: skip
+
+        stats = identify_video(
+            db,
+            args.inputs[0],
+            every=args.every,
+            refresh=args.refresh,
+            out=args.output,
+            encoder=encoder_loader(args),
+            upsample=args.upsample,
+            tolerance=args.tolerance,
+            on_row=row,
+            detector=args.detector,
+        )
+    print(
+        f"{stats.frames} frames, {stats.detections} detections, {stats.tracks} tracks, "
+        f"{stats.descriptors} descriptors, {stats.frames / max(stats.seconds, 1e-9):.1f} frames/s",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def run_identify(args: argparse.Namespace) -> int:
-    from cnnkit.face import identify_many
+    from cnnkit.face import identification_threshold, identify_many
+    from cnnkit.face.video import is_video
+
+    if len(args.inputs) == 1 and is_video(args.inputs[0]):
+        return run_identify_video(args)
+    if args.output is not None or args.csv is not None:
+        from cnnkit.errors import CnnkitError
+
+        raise CnnkitError("-o and --csv are for a video", hint="pass one .mp4 (or .mkv, .avi)")
 
     files = [Path(f) for f in check_inputs(args.inputs)]
     failed = 0
@@ -222,6 +291,9 @@ def run_identify(args: argparse.Namespace) -> int:
             done += 1
 
     with gallery(args, readonly=True) as db:
+        threshold = identification_threshold(db, args.tolerance, log_warning=False)
+        if threshold.warning:
+            print(f"warning: {threshold.warning}", file=sys.stderr)
         encoder = encoder_loader(args)()
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["file", "top", "right", "bottom", "left", "name", "distance"])
@@ -229,10 +301,11 @@ def run_identify(args: argparse.Namespace) -> int:
             files,
             db,
             encoder,
-            args.tolerance,
+            None,
             args.upsample,
             args.batch_size,
             args.cpus,
+            threshold,
             args.detector,
         ):
             path = Path(path)

@@ -1,0 +1,87 @@
+"""Descriptor pipelines: the default (sub-pixel landmarks + flip) is recorded in a new database;
+a database from before the key (dlib's pipeline) keeps working with its own pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnkit import face
+from cnnkit.errors import CnnkitError, DatabaseError
+from cnnkit.face.descriptors import get_pipeline, with_flip
+from tests.face.shipped import write_photos
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_photos(tmp_path_factory.mktemp("photos"))
+
+
+def test_pipeline_names() -> None:
+    assert get_pipeline(None).name == face.DEFAULT_PIPELINE == "subpixel+flip"
+    assert (get_pipeline("dlib").landmark_upsample, get_pipeline("dlib").flip) == (0, False)
+    assert with_flip("dlib", True) == "flip" and with_flip("subpixel", True) == "subpixel+flip"
+    assert with_flip("dlib", False) == "dlib"
+    with pytest.raises(CnnkitError, match="unknown descriptor pipeline"):
+        get_pipeline("best")
+
+
+def test_flip_average_is_the_mean_of_both_passes(photos) -> None:
+    enc = face.default_encoder()
+    img = face.load_image(photos["grace"])
+    plain = face.faces(img, 0, enc, 1)[0]
+    both = face.faces(img, 0, enc, 1, flip=True)[0]
+    mirror = enc.embed(np.ascontiguousarray(plain.chip[None, :, ::-1]))[0]
+    np.testing.assert_allclose(both.embedding, (plain.embedding + mirror) / 2, atol=1e-5)
+    # The mirrored photo's descriptor is nearer the original's with flip averaging.
+    img_m = face.load_image(photos["grace_flip"])
+    d_plain = face.distance(plain.embedding, face.faces(img_m, 0, enc, 1)[0].embedding)
+    d_flip = face.distance(both.embedding, face.faces(img_m, 0, enc, 1, flip=True)[0].embedding)
+    assert d_flip < d_plain
+
+
+def test_legacy_database_keeps_its_pipeline(tmp_path: Path, photos) -> None:
+    enc = face.default_encoder()
+    img = face.load_image(photos["grace"])
+    old = face.faces(img, 0, enc)[0].embedding  # dlib's pipeline, as databases were made
+    with face.Gallery(tmp_path / "old.sqlite3") as db:
+        db.add("Grace", old[None], model_id=enc.model_id)  # no pipeline: an old database
+        assert db.pipeline == "dlib" and db.info().pipeline_recorded is False
+        v = face.verify_photo(db, photos["grace"], "Grace", encoder=enc, upsample=0)
+        assert v.distance < 1e-5  # the query was made the old way too
+        report = face.enroll(db, "Grace", [photos["grace_rot"]], encoder=enc, upsample=0)
+        assert report.added == 1 and db.pipeline == "dlib"
+        with pytest.raises(DatabaseError, match="re-enroll"):
+            db.add("Ada", old[None], model_id=enc.model_id, pipeline="subpixel+flip")
+        with pytest.raises(DatabaseError, match="new --db"):  # before any image work
+            face.enroll(db, "Ada", [photos["astro"]], encoder=enc, pipeline="subpixel+flip")
+    with face.Gallery(tmp_path / "chosen.sqlite3") as db:  # a new database, dlib's pipeline
+        face.enroll(db, "Grace", [photos["grace"]], encoder=enc, upsample=0, pipeline="dlib")
+        assert db.pipeline == "dlib" and db.info().pipeline_recorded
+        np.testing.assert_allclose(db.vectors_of("Grace")[0], old, atol=1e-6)
+    with face.Gallery(tmp_path / "new.sqlite3") as db:
+        face.enroll(db, "Grace", [photos["grace"]], encoder=enc, upsample=0)
+        assert db.pipeline == "subpixel+flip" and db.info().pipeline_recorded
+        new = db.vectors_of("Grace")[0]
+        assert face.distance(new, old) > 1e-3  # another pipeline: other descriptors
+        v = face.verify_photo(db, photos["grace"], "Grace", encoder=enc, upsample=0)
+        assert v.distance < 1e-5
+
+
+def test_export_import_carry_the_pipeline(tmp_path: Path) -> None:
+    v = np.random.default_rng(0).normal(size=(2, 128)).astype(np.float32)
+    with face.Gallery(tmp_path / "new.sqlite3") as db:
+        db.add("Ada", v[:1], model_id="m", pipeline="subpixel+flip")
+        db.export(tmp_path / "new.npz")
+    with face.Gallery(tmp_path / "old.sqlite3") as db:
+        db.add("Bob", v[1:], model_id="m")  # an old database: dlib's pipeline
+        with pytest.raises(DatabaseError, match="pipeline"):
+            db.import_(tmp_path / "new.npz")
+        assert [p.name for p in db.persons()] == ["Bob"]
+        db.export(tmp_path / "old.npz")
+    with face.Gallery(tmp_path / "copy.sqlite3") as db:
+        assert db.import_(tmp_path / "new.npz") == 1 and db.pipeline == "subpixel+flip"
+    with face.Gallery(tmp_path / "copy2.sqlite3") as db:
+        assert db.import_(tmp_path / "old.npz") == 1 and db.pipeline == "dlib"
