@@ -60,6 +60,18 @@ def resolve_detector(detector: str, shape: tuple[int, ...], upsample: int) -> st
     return "cnn" if pixels <= CNN_AUTO_MAX_PIXELS else "hog"
 
 
+def describe_detector(detector: str) -> str:
+    """What a request of ``detector`` runs, in words: ``"hog"``, ``"cnn"``, or auto's rule on
+    this machine (for the service's /info and /readyz)."""
+    if detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {', '.join(DETECTORS)}; got {detector!r}")
+    if detector != "auto":
+        return detector
+    if _cnn_device_is_gpu():
+        return "auto: cnn (GPU)"
+    return f"auto: cnn up to {CNN_AUTO_MAX_PIXELS:,} px after upsampling, else hog"
+
+
 _last_auto: list[str] = []  # the choice auto last logged, so a folder of images logs it once
 
 
