@@ -4,9 +4,12 @@
     .venv/bin/python bench/face.py --skip-lfw       # speed only
     .venv/bin/python bench/face.py --lfw-threads 2  # embed LFW with 2 threads (speed stays at 1)
 
-- embed_speedup_vs_dlib: descriptor throughput of cnnkit's FaceEncoder (batch 16, fp32) over
-  dlib's ``compute_face_descriptor`` on the same chips, both at 1 thread, interleaved, median of
-  repeats. The bf16 option and the maximum descriptor difference are printed too.
+- embed_speedup_vs_dlib: descriptor throughput of cnnkit's FaceEncoder (batch 16) with
+  ``precision="auto"`` (the path it took is printed and is ``embed_precision``) over dlib's
+  ``compute_face_descriptor`` on the same chips, both at 1 thread, interleaved, median of
+  repeats. Every precision this machine runs (fp32, bf16, int8) and its maximum descriptor
+  difference from dlib are printed too, and (unless --skip-precisions) the LFW-dev accuracy of
+  the headline variant with the encoder in each precision.
 - lfw_dev_acc: the standard protocol on ../shared/data/lfw-dev (5 folds x 600 pairs; for each
   fold the threshold is chosen on the other folds). Variants (see LFW_VARIANTS): dlib's pipeline
   with HOG only (a missed face counts as "different"), + detection fallback, + flip averaging,
@@ -15,7 +18,8 @@
   Boxes and descriptors are cached in bench/out/, so reruns take seconds.
 - identify_ms_1e6: from ``bench/gallery_bench.py: identify_ms(1_000_000)`` when that exists.
 
-Last line: ``RESULT embed_speedup_vs_dlib=<x> lfw_dev_acc=<a> identify_ms_1e6=<t>``.
+Last line: ``RESULT embed_speedup_vs_dlib=<x> embed_precision=<p> lfw_dev_acc=<a>
+identify_ms_1e6=<t>``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-LFW = ROOT.parent / "shared" / "data" / "lfw-dev"
+#: ../shared/data/lfw-dev beside the checkout (a worktree may sit one folder deeper).
+LFW = next(
+    (p / "shared" / "data" / "lfw-dev" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+    ROOT.parent / "shared" / "data" / "lfw-dev",
+)
 OUT = ROOT / "bench" / "out"
 #: Distance given to a pair where a face is missing: counts as "different" at any sane tau.
 MISSING_DISTANCE = 10.0
@@ -75,8 +83,15 @@ def bench_chips() -> np.ndarray:
     return np.stack(chips[:16])
 
 
-def measure_speed(repeats: int = 3) -> dict[str, float]:
-    """ms per face for dlib and FaceEncoder (fp32, bf16) at 1 thread, and the ratio."""
+def runnable_precisions() -> list[str]:
+    """The encoder precisions this machine can run (bf16 runs anywhere; int8 needs x86)."""
+    from cnnkit.face.precision import cpu_has_int8
+
+    return ["fp32", "bf16"] + (["int8"] if cpu_has_int8() else [])
+
+
+def measure_speed(repeats: int = 3) -> dict[str, float | str]:
+    """ms per face for dlib and FaceEncoder in each precision (and ``auto``) at 1 thread."""
     import dlib
 
     from cnnkit.face import FaceEncoder, model_file
@@ -84,33 +99,28 @@ def measure_speed(repeats: int = 3) -> dict[str, float]:
     _threads(1)
     chips = bench_chips()
     dlib_net = dlib.face_recognition_model_v1(str(model_file("resnet_v1")))
-    enc = FaceEncoder.load()
-    enc_bf16 = FaceEncoder(enc.model, enc.model_id, precision="bf16")
+    base = FaceEncoder.load()
+    encs = {p: FaceEncoder(base.model, base.model_id, precision=p) for p in runnable_precisions()}
+    auto = FaceEncoder(base.model, base.model_id, precision="auto")
     n_dlib = 4  # dlib gains nothing from batching; 4 chips per repeat keeps the run short
     ref = np.array([np.array(dlib_net.compute_face_descriptor(c)) for c in chips[:n_dlib]])
-    mine = enc.embed(chips)
-    mine_bf16 = enc_bf16.embed(chips)
-    times: dict[str, list[float]] = {"dlib": [], "fp32": [], "bf16": []}
-    for _ in range(repeats):  # interleaved, so load changes hit all three alike
+    times: dict[str, list[float]] = {"dlib": [], **{p: [] for p in encs}}
+    for _ in range(repeats):  # interleaved, so load changes hit all alike
         t = time.perf_counter()
         dlib_net.compute_face_descriptor(list(chips[:n_dlib]))
         times["dlib"].append((time.perf_counter() - t) / n_dlib)
-        t = time.perf_counter()
-        enc.embed(chips)
-        times["fp32"].append((time.perf_counter() - t) / len(chips))
-        t = time.perf_counter()
-        enc_bf16.embed(chips)
-        times["bf16"].append((time.perf_counter() - t) / len(chips))
+        for p, enc in encs.items():
+            t = time.perf_counter()
+            enc.embed(chips)
+            times[p].append((time.perf_counter() - t) / len(chips))
     ms = {k: 1000 * float(np.median(v)) for k, v in times.items()}
-    return {
-        "dlib_ms": ms["dlib"],
-        "fp32_ms": ms["fp32"],
-        "bf16_ms": ms["bf16"],
-        "speedup": ms["dlib"] / ms["fp32"],
-        "speedup_bf16": ms["dlib"] / ms["bf16"],
-        "fp32_max_abs": float(np.abs(mine[:n_dlib] - ref).max()),
-        "bf16_max_abs": float(np.abs(mine_bf16[:n_dlib] - ref).max()),
-    }
+    out: dict[str, float | str] = {"dlib_ms": ms["dlib"], "auto": auto.precision}
+    for p, enc in encs.items():
+        out[f"{p}_ms"] = ms[p]
+        out[f"speedup_{p}"] = ms["dlib"] / ms[p]
+        out[f"{p}_max_abs"] = float(np.abs(enc.embed(chips[:n_dlib]) - ref).max())
+    out["speedup"] = out[f"speedup_{auto.precision}"]
+    return out
 
 
 # ---------------------------------------------------------------- LFW
@@ -240,15 +250,27 @@ def lfw_embeddings(
     return emb, emb_flip
 
 
-def measure_lfw(root: Path, threads: int) -> dict[str, float]:
-    """Accuracy of each pipeline variant on LFW-dev by the standard k-fold protocol."""
-    _threads(threads)
+LfwSetup = tuple[
+    list[str], tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]
+
+
+def lfw_setup(root: Path) -> LfwSetup:
+    """The LFW-dev images the pairs name, (their boxes, how found) from :func:`lfw_boxes`, and
+    per pair: same (n,), fold (n,), and the two images' indices (n,) and (n,)."""
     pairs, same, folds = read_pairs(root / "pairs.txt")
     images = sorted({p for pair in pairs for p in pair})
     boxes, how = lfw_boxes(images, root / "images", OUT / "lfw_dev_boxes.npz")
     index = {n: i for i, n in enumerate(images)}
     a = np.array([index[p] for p, _ in pairs])
     b = np.array([index[q] for _, q in pairs])
+    return images, (boxes, how), same, folds, a, b
+
+
+def measure_lfw(root: Path, threads: int) -> dict[str, float]:
+    """Accuracy of each pipeline variant on LFW-dev by the standard k-fold protocol."""
+    _threads(threads)
+    images, (boxes, how), same, folds, a, b = lfw_setup(root)
 
     def dist(e: np.ndarray) -> np.ndarray:
         return np.linalg.norm(e[a] - e[b], axis=1)
@@ -276,6 +298,52 @@ def measure_lfw(root: Path, threads: int) -> dict[str, float]:
     return results
 
 
+def lfw_precision_accuracy(root: Path, threads: int, precisions: list[str]) -> dict[str, float]:
+    """The headline variant (sub-pixel landmarks + flip) on LFW-dev with the encoder in each
+    precision: k-fold accuracy and the largest descriptor difference from fp32. The chips are
+    made once; descriptors are cached per precision in bench/out/lfw_dev_emb_k1_<p>.npz."""
+    from cnnkit import face
+    from cnnkit.face import FaceEncoder
+    from cnnkit.face.alignment import align_faces
+    from cnnkit.progress import progress
+
+    _threads(threads)
+    images, (boxes, _), same, folds, a, b = lfw_setup(root)
+    caches = {p: OUT / f"lfw_dev_emb_k1_{p}.npz" for p in ["fp32", *precisions]}
+    embs: dict[str, np.ndarray] = {}
+    for p, cache in caches.items():
+        if cache.is_file():
+            z = np.load(cache)
+            if list(z["names"]) == images:
+                embs[p] = z["emb"]
+    todo = [p for p in caches if p not in embs]
+    if todo:
+        base = FaceEncoder.load()
+        encs = {p: FaceEncoder(base.model, base.model_id, precision=p) for p in todo}
+        acc = {p: np.zeros((len(images), 2, 128), np.float32) for p in todo}
+        batch = 16
+        for start in progress(range(0, len(images), batch), desc="LFW embed per precision"):
+            chips = []
+            for i in range(start, min(start + batch, len(images))):
+                img = face.load_image(root / "images" / images[i])
+                box = tuple(int(v) for v in boxes[i])
+                chips.append(align_faces(img, [box], 1)[1][0])
+            c = np.stack(chips)
+            flipped = np.ascontiguousarray(c[:, :, ::-1])
+            for p, enc in encs.items():
+                acc[p][start : start + len(c), 0] = enc.embed(c)
+                acc[p][start : start + len(c), 1] = enc.embed(flipped)
+        for p in todo:
+            embs[p] = acc[p].mean(axis=1)
+            _save_npz(caches[p], names=np.array(images), emb=embs[p])
+    out: dict[str, float] = {}
+    for p, e in embs.items():
+        mean, se, _ = kfold(np.linalg.norm(e[a] - e[b], axis=1), same, folds)
+        out[f"{p}_acc"], out[f"{p}_se"] = mean, se
+        out[f"{p}_max_abs"] = float(np.abs(e - embs["fp32"]).max())
+    return out
+
+
 #: LFW variants printed, with what each adds.
 LFW_VARIANTS = {
     "hog_only": "dlib pipeline, HOG at upsample 1 only (a missed face = 'different')",
@@ -300,19 +368,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lfw", type=Path, default=LFW, help=f"lfw-dev folder (default {LFW})")
     parser.add_argument("--skip-lfw", action="store_true", help="speed (and identify) only")
     parser.add_argument("--skip-identify", action="store_true")
+    parser.add_argument(
+        "--skip-precisions", action="store_true", help="no LFW accuracy per encoder precision"
+    )
     parser.add_argument("--lfw-threads", type=int, default=1, help="threads for LFW embedding")
     parser.add_argument("--repeats", type=int, default=3, help="speed repeats (median)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     speed = measure_speed(args.repeats)
-    print(
-        f"speed (1 thread, ms/face): dlib {speed['dlib_ms']:.1f}, cnnkit fp32"
-        f" {speed['fp32_ms']:.2f} ({speed['speedup']:.1f}x,"
-        f" max |diff| {speed['fp32_max_abs']:.1e}),"
-        f" bf16 {speed['bf16_ms']:.2f} ({speed['speedup_bf16']:.1f}x,"
-        f" max |diff| {speed['bf16_max_abs']:.1e})"
+    per = ", ".join(
+        f"{p} {speed[p + '_ms']:.2f} ({speed['speedup_' + p]:.1f}x,"
+        f" max |diff| vs dlib {speed[p + '_max_abs']:.1e})"
+        for p in runnable_precisions()
     )
+    print(f"speed (1 thread, ms/face): dlib {speed['dlib_ms']:.1f}, cnnkit {per}")
+    print(f"precision auto on this machine: {speed['auto']} (the headline speedup's path)")
     acc = math.nan
     if not args.skip_lfw and (args.lfw / "pairs.txt").is_file():
         r = measure_lfw(args.lfw, args.lfw_threads)
@@ -329,9 +400,19 @@ def main(argv: list[str] | None = None) -> int:
         best = max(LFW_VARIANTS, key=lambda k: r[k + "_acc"])
         print(f"  headline: {best}")
         acc = r[best + "_acc"]
+        if not args.skip_precisions:
+            precisions = [p for p in runnable_precisions() if p != "fp32"]
+            q = lfw_precision_accuracy(args.lfw, args.lfw_threads, precisions)
+            for p in ["fp32", *precisions]:
+                print(
+                    f"  subpixel_flip, encoder in {p}: {100 * q[p + '_acc']:.2f}%"
+                    f" +- {100 * q[p + '_se']:.2f} (max |descriptor - fp32|"
+                    f" {q[p + '_max_abs']:.1e})"
+                )
     t = math.nan if args.skip_identify else identify_ms()
     print(
-        f"RESULT embed_speedup_vs_dlib={speed['speedup']:.1f} lfw_dev_acc={acc:.4f} "
+        f"RESULT embed_speedup_vs_dlib={speed['speedup']:.1f} embed_precision={speed['auto']}"
+        f" lfw_dev_acc={acc:.4f} "
         f"identify_ms_1e6={t:.2f}"
     )
     return 0

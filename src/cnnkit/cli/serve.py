@@ -9,6 +9,7 @@ import socket
 import sys
 from typing import TYPE_CHECKING
 
+from cnnkit.cli.face.common import detector_opt
 from cnnkit.errors import CnnkitError
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ Examples:
   cnnkit serve keys create --role admin           # prints a new key on its last line
   cnnkit serve                                    # http://127.0.0.1:8000, API docs at /docs
   cnnkit serve --port 9000 --db faces-serve.sqlite3
+  cnnkit serve --detector cnn --precision auto       # turned faces; the CPU's fastest encoder
   cnnkit serve --host 0.0.0.0 --workers 4 --db postgresql://cnnkit@db/cnnkit
   curl -H "X-API-Key: $KEY" -F file=@photo.jpg http://127.0.0.1:8000/api/v1/identify
 
@@ -68,6 +70,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--timeout", type=float, default=30.0, help="request time-out in seconds (default: 30)"
+    )
+    detector_opt(p)
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "int8"),
+        default="fp32",
+        help="encoder arithmetic: fp32 (matches dlib), bf16 (CPUs with AVX512-BF16/AMX), int8 "
+        "(x86 CPUs), or auto: chosen by what the CPU reports; GET /api/v1/info says which runs "
+        "(default: fp32)",
     )
     p.set_defaults(func=_run_serve)
 
@@ -174,10 +185,16 @@ def _bind(host: str, port: int) -> socket.socket:
 def _run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from cnnkit.face.precision import resolve_precision
     from cnnkit.serve.config import CONFIG_ENV, ServeConfig
     from cnnkit.serve.sessions import new_token
     from cnnkit.serve.storage import open_storage
 
+    try:  # a precision this CPU cannot run is a one-line error before uvicorn starts
+        if args.precision != "auto":  # (auto always resolves; it says its choice at start-up)
+            resolve_precision(args.precision, "cpu")
+    except ValueError as exc:
+        raise CnnkitError(str(exc), hint="use --precision auto or fp32") from None
     config = ServeConfig(
         db=args.db,
         host=args.host,
@@ -185,6 +202,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         max_upload_bytes=int(args.max_upload_mb * 1e6),
         request_timeout=args.timeout,
+        detector=args.detector,
+        precision=args.precision,
         session_token=new_token(),
     )
     open_storage(config.db).close()  # a bad --db is a one-line error before uvicorn starts

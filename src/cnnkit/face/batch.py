@@ -33,16 +33,18 @@ class Detected:
     error: str | None = None  # the one-line message when the image could not be read
 
 
-def detect_and_align(path: str | Path, upsample: int = 1, landmark_upsample: int = 0) -> Detected:
-    """Read one image, find its faces and align them (``landmark_upsample``: see
-    :func:`cnnkit.face.faces`); errors are captured, not raised."""
+def detect_and_align(
+    path: str | Path, upsample: int = 1, landmark_upsample: int = 0, detector: str = "hog"
+) -> Detected:
+    """Read one image, find its faces (``detector``: hog, cnn or auto) and align them
+    (``landmark_upsample``: see :func:`cnnkit.face.faces`); errors are captured, not raised."""
     from cnnkit.face.alignment import align_faces
     from cnnkit.face.detection import detect, load_image
 
     path = Path(path)
     try:
         image = load_image(path)
-        boxes = detect(image, upsample)
+        boxes = detect(image, upsample, detector)
         _, chips = align_faces(image, boxes, landmark_upsample)
     except (CnnkitError, OSError) as exc:  # OSError: a read failing below the loader's checks
         message = exc.message if isinstance(exc, CnnkitError) else f"{path}: {exc}"
@@ -50,21 +52,25 @@ def detect_and_align(path: str | Path, upsample: int = 1, landmark_upsample: int
     return Detected(path, list(boxes), chips)
 
 
-def _detect_star(args: tuple[str, int, int]) -> Detected:
+def _detect_star(args: tuple[str, int, int, str]) -> Detected:
     return detect_and_align(*args)
 
 
 def detect_many(
-    paths: Sequence[Path], upsample: int = 1, cpus: int = 1, landmark_upsample: int = 0
+    paths: Sequence[Path],
+    upsample: int = 1,
+    cpus: int = 1,
+    landmark_upsample: int = 0,
+    detector: str = "hog",
 ) -> Iterator[Detected]:
     """:func:`detect_and_align` over many images, in order; ``cpus`` > 1 uses worker processes."""
     if cpus <= 1 or len(paths) < 2:
         for p in paths:
-            yield detect_and_align(p, upsample, landmark_upsample)
+            yield detect_and_align(p, upsample, landmark_upsample, detector)
         return
     import multiprocessing as mp
 
-    jobs = [(str(p), upsample, landmark_upsample) for p in paths]
+    jobs = [(str(p), upsample, landmark_upsample, detector) for p in paths]
     with mp.get_context("spawn").Pool(min(cpus, len(paths))) as pool:
         yield from pool.imap(_detect_star, jobs, chunksize=2)
 
@@ -78,6 +84,7 @@ def identify_many(
     batch_size: int = 32,
     cpus: int = 1,
     threshold: Threshold | None = None,
+    detector: str = "hog",
 ) -> Iterator[tuple[Path, Box | None, str | None, float, str | None]]:
     """(file, box, name or None, distance, error) for every face of every image, in file order.
 
@@ -112,7 +119,7 @@ def identify_many(
         pending.clear()
 
     n_chips = 0
-    for detected in detect_many(paths, upsample, cpus, pipeline.landmark_upsample):
+    for detected in detect_many(paths, upsample, cpus, pipeline.landmark_upsample, detector):
         pending.append(detected)
         n_chips += len(detected.chips)
         if n_chips >= batch_size:

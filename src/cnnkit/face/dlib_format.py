@@ -174,6 +174,16 @@ def _read_layer(r: Reader) -> LayerRecord:
         params = r.tensor()
         fields = {"gamma": r.alias_tensor(), "beta": r.alias_tensor(), "mode": r.integer()}
         return LayerRecord(name, params, fields)
+    if name == "bn_con2":  # a batch norm that dlib's affine_ reads and freezes (the MMOD file)
+        params = r.tensor()
+        fields = {"gamma": r.alias_tensor(), "beta": r.alias_tensor()}
+        for key in ("means", "invstds", "running_means", "running_variances"):
+            fields[key] = r.tensor()
+        fields["num_updates"] = r.integer()
+        fields["running_stats_window_size"] = r.integer()
+        fields["multipliers"] = tuple(r.floating() for _ in range(4))
+        fields["eps"] = r.floating()
+        return LayerRecord(name, params, fields)
     if name in ("relu_", "add_prev_"):
         return LayerRecord(name)
     if name in ("max_pool_2", "avg_pool_2"):
@@ -190,7 +200,7 @@ def _read_layer(r: Reader) -> LayerRecord:
     raise DlibFormatError(
         f"unsupported dlib layer {name!r}",
         path=r.name,
-        hint="only the layers of dlib_face_recognition_resnet_model_v1.dat are supported",
+        hint="only the layers of dlib's face ResNet and MMOD face detector are supported",
     )
 
 

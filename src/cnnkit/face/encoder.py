@@ -368,8 +368,11 @@ class FaceEncoder:
         model_id: short string naming the weights, stored with every embedding in a database.
         dim: descriptor length (128).
         device: torch device the folded inference copy runs on.
-        precision: ``"fp32"`` (default, matches dlib within 1e-4) or ``"bf16"`` (autocast; faster
-            on CPUs with bf16 support, differs from dlib by about 1e-2).
+        precision: the arithmetic that ran (:mod:`cnnkit.face.precision`): ``"fp32"`` (default,
+            matches dlib within 1e-4), ``"bf16"`` (the folded network in bfloat16: for CPUs
+            with native bf16 and GPUs) or ``"int8"`` (static quantisation, x86 CPUs); asking
+            for ``"auto"`` picks one by what the device reports.
+        requested_precision: what was asked for (``"auto"`` or one of the above).
     """
 
     dim = 128
@@ -382,17 +385,24 @@ class FaceEncoder:
         precision: str = "fp32",
         batch_size: int = 16,
     ):
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        from cnnkit.face.precision import resolve_precision
+
         self.model = model.eval()
         self.model_id = model_id
         self.device = torch.device(device)
-        self.precision = precision
+        self.requested_precision = precision
+        self.precision = resolve_precision(precision, self.device)
         self.batch_size = batch_size
         net = fold_affine(model).eval().to(self.device)
-        self._net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        for p in self._net.parameters():
+        for p in net.parameters():
             p.requires_grad_(False)
+        if self.precision == "int8":
+            from cnnkit.face.precision import quantize_int8
+
+            self._net: nn.Module = quantize_int8(net)
+        else:
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+            self._net = net.to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     @classmethod
     def load(
@@ -409,7 +419,7 @@ class FaceEncoder:
                 checkpoint ``{"state_dict", "model_id", "arch": "dlib_resnet_v1"}`` such as
                 ``cnnkit face train`` writes.
             device: ``"cpu"``, ``"cuda"``, ...
-            precision: ``"fp32"`` or ``"bf16"``.
+            precision: ``"fp32"``, ``"bf16"``, ``"int8"`` or ``"auto"`` (see the class).
         """
         from cnnkit.io import file_sha256
 
@@ -436,17 +446,15 @@ class FaceEncoder:
         chips = check_chips(chips)
         bs = batch_size or self.batch_size
         out = np.empty((len(chips), self.dim), dtype=np.float32)
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16)
         with torch.inference_mode():
             for i in range(0, len(chips), bs):
                 x = torch.from_numpy(np.ascontiguousarray(chips[i : i + bs])).to(self.device)
                 x = x.permute(0, 3, 1, 2).float()  # (N, 3, 150, 150), channels_last in memory
                 if self.precision == "bf16":
-                    with autocast:
-                        y = self._net(x)
-                else:
-                    y = self._net(x)
-                out[i : i + len(x)] = y.float().cpu().numpy()
+                    x = x.to(torch.bfloat16)
+                elif self.precision == "int8":
+                    x = x.contiguous()  # fbgemm's quantised convs take NCHW input fastest
+                out[i : i + len(x)] = self._net(x).float().cpu().numpy()
         return out
 
     def __repr__(self) -> str:

@@ -120,8 +120,10 @@ def folder_descriptors(
     upsample: int = 1,
     pipeline: str | None = None,
     batch_size: int = 32,
+    detector: str = "hog",
 ) -> tuple[np.ndarray, list[str]]:
-    """One descriptor per photo of a person folder: ((N, 128), person of each)."""
+    """One descriptor per photo of a person folder: ((N, 128), person of each); ``detector``:
+    hog, cnn or auto (see :func:`cnnkit.face.detect`)."""
     from cnnkit.face.descriptors import get_pipeline
     from cnnkit.face.pairs import pair_embedder
     from cnnkit.face.usecases import _encoder
@@ -129,7 +131,7 @@ def folder_descriptors(
 
     paths, persons = person_photos(images)
     p = get_pipeline(pipeline)
-    embed = pair_embedder(_encoder(encoder), upsample, p.flip, None, p.landmark_upsample)
+    embed = pair_embedder(_encoder(encoder), upsample, p.flip, None, p.landmark_upsample, detector)
     out = []
     for i in progress(range(0, len(paths), batch_size), desc="identification photos", unit="batch"):
         out.append(embed(paths[i : i + batch_size]))
@@ -160,11 +162,14 @@ def evaluate_identification(
     fpirs: tuple[float, ...] = FPIRS,
     det: str | Path | None = None,
     seed: int = 0,
+    detector: str = "hog",
 ) -> OpenSetResult:
     """The open-set protocol on a person folder: every person with 2+ photos is enrolled with
     the first (or ``gallery_size`` of them, drawn at random) and searched with the others; the
     rest search as strangers. With ``det``, the DET curve is saved there as a PNG."""
-    x, persons = folder_descriptors(images, encoder=encoder, upsample=upsample, pipeline=pipeline)
+    x, persons = folder_descriptors(
+        images, encoder=encoder, upsample=upsample, pipeline=pipeline, detector=detector
+    )
     result = evaluate_descriptors(
         x, persons, gallery_size=gallery_size, norm=norm, seed=seed, fpirs=fpirs
     )
@@ -183,6 +188,7 @@ def calibrate_identification(
     upsample: int = 1,
     pipeline: str | None = None,
     norm: str = DEFAULT_NORM,
+    detector: str = "hog",
 ) -> IdentificationCalibration:
     """Choose the 1:N tau at ``fpir`` on a person folder, for scores normalised by ``norm``;
     with ``store``, store it there (with the gallery size it holds for). ``pipeline`` None:
@@ -205,6 +211,7 @@ def calibrate_identification(
         pipeline=pipeline,
         norm=norm,
         fpirs=tuple(sorted({*FPIRS, fpir}, reverse=True)),
+        detector=detector,
     )
     tau = result.tau_at_fpir[fpir]
     if tau <= 0 or not np.isfinite(tau):

@@ -55,6 +55,7 @@ def pair_embedder(
     flip: bool = False,
     stats: PairStats | None = None,
     landmark_upsample: int = 0,
+    detector: str = "hog",
 ) -> Callable[[list[Path]], np.ndarray]:
     """Return paths -> (n, 128) descriptors, one per image, for pairs benchmarks (LFW).
 
@@ -62,7 +63,8 @@ def pair_embedder(
     with one more upsampling; when it still finds none, the 5 landmarks are predicted inside
     :func:`centre_box` and the chip aligned from them (LFW images are centred on the person).
     With ``flip``, each descriptor is the mean of the chip's and its mirror image's;
-    ``landmark_upsample`` as in :func:`cnnkit.face.faces`.
+    ``landmark_upsample`` as in :func:`cnnkit.face.faces`; ``detector``: hog, cnn or auto (see
+    :func:`cnnkit.face.detect`).
     """
     from cnnkit.face.alignment import align_faces
     from cnnkit.face.detection import detect, load_image
@@ -74,10 +76,10 @@ def pair_embedder(
         chips = []
         for p in paths:
             image = load_image(p)
-            boxes = detect(image, upsample)
+            boxes = detect(image, upsample, detector)
             stats.images += 1
             if not boxes:
-                boxes = detect(image, upsample + 1)
+                boxes = detect(image, upsample + 1, detector)
                 stats.retried += bool(boxes)
             if not boxes:
                 stats.fallback += 1

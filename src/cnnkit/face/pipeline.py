@@ -91,16 +91,18 @@ def faces(
     encoder: FaceEncoder | None = None,
     landmark_upsample: int = 0,
     flip: bool = False,
+    detector: str = "hog",
 ) -> list[Face]:
     """Every face in an (H, W, 3) uint8 RGB image: detected, aligned and embedded in one batch.
 
     ``upsample`` is the detector's (see :func:`detect`); ``landmark_upsample`` > 0 gives
     sub-pixel landmarks (see :func:`landmarks`), steadier for small faces; ``flip`` averages
-    each descriptor with its mirror image's. The defaults reproduce dlib's pipeline exactly;
-    the use cases (enroll, identify, ...) use :data:`cnnkit.face.descriptors.DEFAULT_PIPELINE`.
+    each descriptor with its mirror image's; ``detector`` is ``"hog"``, ``"cnn"`` or ``"auto"``
+    (see :func:`detect`). The defaults reproduce dlib's pipeline exactly; the use cases (enroll,
+    identify, ...) use :data:`cnnkit.face.descriptors.DEFAULT_PIPELINE`.
     """
     image = check_image(image)
-    boxes = detect(image, upsample)
+    boxes = detect(image, upsample, detector)
     if not boxes:
         return []
     marks, chips = align_faces(image, boxes, landmark_upsample)

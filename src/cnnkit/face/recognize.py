@@ -75,9 +75,11 @@ def find_faces(
     upsample: int = 1,
     encoder: FaceEncoder | None = None,
     pipeline: str | None = None,
+    detector: str = "hog",
 ) -> list[Face]:
-    """Every face in an image: detected, aligned and embedded (see :func:`cnnkit.face.faces`)
-    with the descriptor ``pipeline`` (None: the default; see :mod:`cnnkit.face.descriptors`)."""
+    """Every face in an image: detected (``detector``: hog, cnn or auto), aligned and embedded
+    (see :func:`cnnkit.face.faces`) with the descriptor ``pipeline`` (None: the default; see
+    :mod:`cnnkit.face.descriptors`)."""
     from cnnkit.face.descriptors import get_pipeline
     from cnnkit.face.pipeline import faces
 
@@ -88,6 +90,7 @@ def find_faces(
         encoder=_encoder(encoder),
         landmark_upsample=p.landmark_upsample,
         flip=p.flip,
+        detector=detector,
     )
 
 
@@ -96,15 +99,18 @@ def one_face(
     upsample: int = 1,
     encoder: FaceEncoder | None = None,
     largest: bool = False,
+    detector: str = "hog",
+    pipeline: str | None = None,
 ) -> Face:
-    """The single face of a photo; with ``largest``, the largest of several.
+    """The single face of a photo; with ``largest``, the largest of several (``detector`` and
+    ``pipeline`` as in :func:`find_faces`).
 
     Raises:
         NoFaceError: no face found.
         SeveralFacesError: several faces and ``largest`` is False.
     """
     path = image if isinstance(image, str | Path) else None
-    return pick_face(find_faces(image, upsample, encoder), path, largest)
+    return pick_face(find_faces(image, upsample, encoder, pipeline, detector), path, largest)
 
 
 def pick_face(found: list[Face], path: str | Path | None = None, largest: bool = False) -> Face:
@@ -138,6 +144,7 @@ def verify(
     *,
     encoder: FaceEncoder | None = None,
     upsample: int = 1,
+    detector: str = "hog",
 ) -> tuple[bool, float]:
     """Is this face ``name``? Returns (match, distance to name's closest enrolled photo).
 
@@ -160,7 +167,7 @@ def verify(
         else:
             enc = _encoder(encoder)
             gallery.check_model(enc.model_id, enc.dim)
-            found = find_faces(image_or_embedding, upsample, enc, store_pipeline(gallery))
+            found = find_faces(image_or_embedding, upsample, enc, store_pipeline(gallery), detector)
             query = pick_face(found, _path(image_or_embedding), largest=True).embedding
         d = gallery.distance_to(query, name)
         return d <= gallery.tolerance(tolerance), d
@@ -176,6 +183,7 @@ def identify(
     *,
     encoder: FaceEncoder | None = None,
     upsample: int = 1,
+    detector: str = "hog",
 ) -> list[tuple[Box | None, str | None, float]]:
     """Who is in this photo? One (box, name or None, distance) per face.
 
@@ -193,7 +201,9 @@ def identify(
         else:
             enc = _encoder(encoder)
             gallery.check_model(enc.model_id, enc.dim)
-            found = find_faces(image_or_embeddings, upsample, enc, store_pipeline(gallery))
+            found = find_faces(
+                image_or_embeddings, upsample, enc, store_pipeline(gallery), detector
+            )
             if not found:
                 return []
             q = np.stack([f.embedding for f in found])

@@ -96,6 +96,7 @@ def enroll(
     largest: bool = False,
     strict: bool = True,
     upsample: int = 1,
+    detector: str = "hog",
     tolerance: float | None = None,
     sources: Sequence[str | None] | None = None,
     sha256s: Sequence[str | None] | None = None,
@@ -150,7 +151,7 @@ def enroll(
         path = _path_of(image)
         source = sources[i] if sources is not None else (path.name if path else None)
         digest = sha256s[i] if sha256s is not None else (file_sha256(path) if path else None)
-        found = find_faces(image, upsample, enc, pipeline)
+        found = find_faces(image, upsample, enc, pipeline, detector)
         if not found or (len(found) > 1 and not largest):
             if strict:
                 pick_face(found, path, largest)  # raises NoFaceError / SeveralFacesError
@@ -219,6 +220,7 @@ def verify_photo(
     tolerance: float | None = None,
     encoder: FaceEncoder | Callable[[], FaceEncoder] | None = None,
     upsample: int = 1,
+    detector: str = "hog",
 ) -> Verification:
     """1:1 verification of the largest face in ``image`` against ``name``.
 
@@ -228,7 +230,7 @@ def verify_photo(
     store.vectors_of(name)  # unknown name: fails before the encoder loads
     enc = _encoder(encoder)
     store.check_model(enc.model_id, enc.dim)
-    found = find_faces(image, upsample, enc, store_pipeline(store))
+    found = find_faces(image, upsample, enc, store_pipeline(store), detector)
     face = pick_face(found, _path_of(image), largest=True)  # NoFaceError when none
     d = store.distance_to(face.embedding, name)
     tau = store.tolerance(tolerance)
@@ -254,6 +256,7 @@ def identify_image(
     k: int = 3,
     encoder: FaceEncoder | Callable[[], FaceEncoder] | None = None,
     upsample: int = 1,
+    detector: str = "hog",
 ) -> list[FaceMatch]:
     """1:K identification of every face in ``image`` (none: an empty list).
 
@@ -265,7 +268,7 @@ def identify_image(
     from cnnkit.face.identification import identification_threshold
 
     threshold = identification_threshold(store, tolerance)
-    found = find_faces(image, upsample, enc, store_pipeline(store))
+    found = find_faces(image, upsample, enc, store_pipeline(store), detector)
     if not found:
         return []
     near = store.nearest(np.stack([f.embedding for f in found]), max(k, threshold.k))
@@ -277,11 +280,12 @@ def identify_image(
     return out
 
 
-def detect_faces(image: ImageInput, upsample: int = 1) -> list[Box]:
-    """The (top, right, bottom, left) boxes of the faces in an image, most confident first."""
+def detect_faces(image: ImageInput, upsample: int = 1, detector: str = "hog") -> list[Box]:
+    """The (top, right, bottom, left) boxes of the faces in an image, most confident first
+    (``detector``: hog, cnn or auto; see :func:`cnnkit.face.detect`)."""
     from cnnkit.face.detection import detect
 
-    return detect(load(image), upsample)
+    return detect(load(image), upsample, detector)
 
 
 # -- calibrate / evaluate on labelled pairs ---------------------------------------------------
@@ -312,6 +316,7 @@ def pair_distances(
     upsample: int = 1,
     flip: bool = False,
     pipeline: str | None = None,
+    detector: str = "hog",
 ) -> PairDistances:
     """Distances of an LFW-format pairs file (policy: :func:`cnnkit.face.pairs.pair_embedder`),
     descriptors made with ``pipeline`` (None: the default), flip-averaged also when ``flip``."""
@@ -322,7 +327,9 @@ def pair_distances(
     p = get_pipeline(with_flip(pipeline, flip))
     read = ev.read_pairs(pairs)
     stats = PairStats()
-    embedder = pair_embedder(_encoder(encoder), upsample, p.flip, stats, p.landmark_upsample)
+    embedder = pair_embedder(
+        _encoder(encoder), upsample, p.flip, stats, p.landmark_upsample, detector
+    )
     d = ev.pair_distances(read, images, embedder)
     log.info(
         "%d pairs, %d images: %d with several faces (centred one used), %d found only with "
@@ -365,6 +372,7 @@ def calibrate(
     upsample: int = 1,
     flip: bool = False,
     pipeline: str | None = None,
+    detector: str = "hog",
 ) -> Calibration:
     """Choose tau on labelled pairs (k-fold protocol); with ``store``, store it there.
 
@@ -375,7 +383,15 @@ def calibrate(
     if store is not None:
         store.check_model(enc.model_id, enc.dim)
         pipeline = pipeline or store_pipeline(store)
-    pd = pair_distances(pairs, images, encoder=enc, upsample=upsample, flip=flip, pipeline=pipeline)
+    pd = pair_distances(
+        pairs,
+        images,
+        encoder=enc,
+        upsample=upsample,
+        flip=flip,
+        pipeline=pipeline,
+        detector=detector,
+    )
     kf = kfold_accuracy(pd.distances, pd.same, n_folds=pd.n_folds, folds=pd.folds)
     tau, acc_all = best_threshold(pd.distances, pd.same)
     if store is not None:
@@ -403,13 +419,20 @@ def evaluate_pairs(
     flip: bool = False,
     roc: str | Path | None = None,
     pipeline: str | None = None,
+    detector: str = "hog",
 ) -> Evaluation:
     """Verification accuracy on labelled pairs at ``tau``, k-fold, ROC AUC, TAR@FAR=1e-3;
     with ``roc``, the ROC curve is saved there as a PNG."""
     from cnnkit.face.evaluate import evaluate_distances, plot_roc
 
     pd = pair_distances(
-        pairs, images, encoder=encoder, upsample=upsample, flip=flip, pipeline=pipeline
+        pairs,
+        images,
+        encoder=encoder,
+        upsample=upsample,
+        flip=flip,
+        pipeline=pipeline,
+        detector=detector,
     )
     result = evaluate_distances(pd.distances, pd.same, tau, folds=pd.folds, n_folds=pd.n_folds)
     if roc is not None:

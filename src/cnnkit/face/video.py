@@ -166,9 +166,11 @@ def identify_video(
     min_iou: float = 0.3,
     on_row: Callable[[VideoRow], None] | None = None,
     show_progress: bool = True,
+    detector: str = "hog",
 ) -> VideoStats:
     """Name the faces of a video (see the module doc); rows go to ``on_row`` as they come
-    (and are kept in the result only without ``on_row``)."""
+    (and are kept in the result only without ``on_row``); ``detector``: hog, cnn or auto (see
+    :func:`cnnkit.face.detect`)."""
     import av
 
     from cnnkit.face.alignment import align_faces
@@ -207,7 +209,7 @@ def identify_video(
             if out is not None and writer is None:
                 writer = _writer(Path(out), image.shape[1], image.shape[0], rate)
             if i % every == 0:
-                boxes = detect(image, upsample)
+                boxes = detect(image, upsample, detector)
                 stats.detections += 1
                 match = associate([t.box for t in tracks], boxes, min_iou) if track else {}
                 kept: list[_Track] = []

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cnnkit import __version__
 from cnnkit.errors import first_line
+from cnnkit.face.detectors import describe_detector
 from cnnkit.serve import metrics as metrics_mod
 from cnnkit.serve import problems, uploads, webapp
 from cnnkit.serve.batching import BatchingEncoder
@@ -43,13 +44,23 @@ def load_models(state) -> None:
     import numpy as np
 
     from cnnkit.face.detection import detect, landmarks
-    from cnnkit.face.pipeline import default_encoder
+    from cnnkit.face.pipeline import load_encoder
 
-    encoder = default_encoder()
+    config: ServeConfig = state.config
+    encoder = load_encoder(None, precision=config.precision)
     blank = np.zeros((64, 64, 3), np.uint8)
-    detect(blank)
+    detect(blank)  # HOG: also what auto runs on large images
+    if config.detector != "hog":
+        detect(blank, 0, "cnn")  # reads dlib's MMOD weights
     landmarks(blank, (8, 56, 56, 8))
     encoder.embed(np.zeros((1, 150, 150, 3), np.uint8))
+    state.precision = encoder.precision
+    log.info(
+        "face detector %s, encoder precision %s (asked: %s)",
+        config.detector,
+        encoder.precision,
+        config.precision,
+    )
     m = state.metrics
     state.encoder = BatchingEncoder(
         encoder,
@@ -83,6 +94,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.follower = start_follower(state.storage, state.replica)  # PostgreSQL: LISTEN/NOTIFY
     state.executor = ThreadPoolExecutor(config.threads, thread_name_prefix="cnnkit-infer")
     state.encoder = None
+    state.precision = None
     try:
         if config.load_models:
             load_models(state)
@@ -119,6 +131,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     app.state.config = config
     app.state.metrics = metrics_mod.Metrics()
     app.state.encoder = None
+    app.state.precision = None  # the encoder precision that runs, once the models are loaded
     app.state.ready = False
     app.state.in_flight = 0  # requests on the inference pool now (event-loop thread only)
     app.state.sessions = Sessions(config.session_token, config.gallery)
@@ -164,7 +177,14 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 f"database unreachable ({getattr(exc, 'message', None) or first_line(exc)})",
                 headers={"Retry-After": "1"},
             )
-        return JSONResponse({"status": "ready", "storage": state.storage.describe()})
+        return JSONResponse(
+            {
+                "status": "ready",
+                "storage": state.storage.describe(),
+                "detector": describe_detector(state.config.detector),
+                "precision": state.precision,
+            }
+        )
 
     _offline_docs(app)
 

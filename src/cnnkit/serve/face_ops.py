@@ -51,6 +51,7 @@ def enroll_photo(
     largest: bool,
     upsample: int,
     encoder: Any,
+    detector: str = "hog",
 ) -> dict[str, Any]:
     """One-shot enrollment of one uploaded photo (the rules of ``cnnkit face enroll``).
 
@@ -65,6 +66,7 @@ def enroll_photo(
             encoder=lambda: encoder,
             largest=largest,
             upsample=upsample,
+            detector=detector,
             sources=[source],
             sha256s=[sha256],
         )
@@ -97,11 +99,18 @@ def verify(
     tolerance: float | None,
     upsample: int,
     encoder: Any,
+    detector: str = "hog",
 ) -> dict[str, Any]:
     """1:1: is the (largest) face of the photo ``name``?"""
     try:
         v = verify_photo(
-            store, image, name, tolerance=tolerance, upsample=upsample, encoder=lambda: encoder
+            store,
+            image,
+            name,
+            tolerance=tolerance,
+            upsample=upsample,
+            encoder=lambda: encoder,
+            detector=detector,
         )
     except NoFaceError as exc:
         raise _api_hint(exc) from exc
@@ -123,10 +132,17 @@ def identify(
     k: int,
     upsample: int,
     encoder: Any,
+    detector: str = "hog",
 ) -> dict[str, Any]:
     """1:K: every face of the photo, its name or "unknown", and the next-best candidates."""
     found = identify_image(
-        store, image, tolerance=tolerance, k=k, upsample=upsample, encoder=lambda: encoder
+        store,
+        image,
+        tolerance=tolerance,
+        k=k,
+        upsample=upsample,
+        encoder=lambda: encoder,
+        detector=detector,
     )
     faces = []
     for face in found:
@@ -147,5 +163,5 @@ def identify(
     return {"faces": faces, "tau": float(store.tolerance(tolerance))}
 
 
-def detect(image: np.ndarray, *, upsample: int) -> dict[str, Any]:
-    return {"faces": [{"box": box_json(b)} for b in detect_faces(image, upsample)]}
+def detect(image: np.ndarray, *, upsample: int, detector: str = "hog") -> dict[str, Any]:
+    return {"faces": [{"box": box_json(b)} for b in detect_faces(image, upsample, detector)]}

@@ -51,6 +51,11 @@ class Info(BaseModel):
     gallery: str
     encoder: str | None = Field(None, description="model_id of the encoder in use")
     gallery_encoder: str | None = Field(None, description="model_id the gallery was made with")
+    detector: str = Field(..., description="the face detector that runs: hog, cnn, or auto's rule")
+    precision: str | None = Field(
+        None, description="the encoder arithmetic that runs: fp32, bf16 or int8 (auto resolved)"
+    )
+    precision_requested: str = Field(..., description="--precision: auto, fp32, bf16 or int8")
     tau: float
     tau_calibrated: bool
     persons: int

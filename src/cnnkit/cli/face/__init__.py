@@ -23,6 +23,7 @@ Examples:
   cnnkit face enroll Ada ada1.jpg ada2.jpg        # one photo is enough; more help
   cnnkit face verify door.jpg --as Ada            # 'match 0.31' (exit 0) or 'no-match 0.74' (1)
   cnnkit face identify party/ > who.csv           # every face of every image
+  cnnkit face identify party/ --detector cnn --precision auto   # turned faces; fastest encoder
   cnnkit face list
   cnnkit face calibrate --pairs pairs.txt --images lfw/   # choose tau, store it
   cnnkit face evaluate --pairs pairs.txt --images lfw/ --roc roc.png

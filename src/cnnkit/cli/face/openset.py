@@ -70,6 +70,7 @@ def run_evaluate_identification(args: argparse.Namespace) -> int:
         norm=args.norm,
         det=args.det,
         seed=args.seed,
+        detector=args.detector,
     )
     if args.json:
         print(json.dumps(ev.as_json()))

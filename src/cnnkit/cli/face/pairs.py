@@ -174,6 +174,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             upsample=args.upsample,
             flip=args.flip,
             pipeline=args.pipeline,
+            detector=args.detector,
         )
         path = db.path
     if args.json:
@@ -215,6 +216,7 @@ def _calibrate_identification(args: argparse.Namespace) -> int:
             upsample=args.upsample,
             pipeline=with_flip(args.pipeline, args.flip) if args.pipeline or args.flip else None,
             norm=args.norm,
+            detector=args.detector,
         )
         path = db.path
     ev = cal.evaluation
@@ -266,6 +268,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         flip=args.flip,
         roc=args.roc,
         pipeline=pipeline,
+        detector=args.detector,
     )
     if args.json:
         print(json.dumps(ev.as_json()))

@@ -11,6 +11,7 @@ from cnnkit.cli.face.common import (
     check_inputs,
     count,
     db_opts,
+    detector_opt,
     encoder_loader,
     failed_summary,
     fmt,
@@ -113,7 +114,10 @@ def register(fsub: argparse._SubParsersAction) -> None:
         "Example:\n  cnnkit face detect photos/ --upsample 0",
     )
     p.add_argument("inputs", metavar="PHOTO|DIR", nargs="+", type=Path)
-    p.add_argument("--upsample", type=count(0), default=1, metavar="N", help="HOG upsampling (1)")
+    p.add_argument(
+        "--upsample", type=count(0), default=1, metavar="N", help="detector upsampling (1)"
+    )
+    detector_opt(p)
     p.set_defaults(func=run_detect)
 
 
@@ -130,6 +134,7 @@ def run_enroll(args: argparse.Namespace) -> int:
             encoder=encoder_loader(args),
             largest=args.largest,
             upsample=args.upsample,
+            detector=args.detector,
             tolerance=args.tolerance,
             pipeline=args.pipeline,
         )
@@ -213,6 +218,7 @@ def run_verify(args: argparse.Namespace) -> int:
             tolerance=args.tolerance,
             encoder=encoder_loader(args),
             upsample=args.upsample,
+            detector=args.detector,
         )
     if result.faces > 1:
         print(f"{args.photo}: {result.faces} faces found, using the largest", file=sys.stderr)
@@ -250,6 +256,7 @@ def run_identify_video(args: argparse.Namespace) -> int:
             upsample=args.upsample,
             tolerance=args.tolerance,
             on_row=row,
+            detector=args.detector,
         )
     print(
         f"{stats.frames} frames, {stats.detections} detections, {stats.tracks} tracks, "
@@ -291,7 +298,15 @@ def run_identify(args: argparse.Namespace) -> int:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["file", "top", "right", "bottom", "left", "name", "distance"])
         for path, box, name, d, error in identify_many(
-            files, db, encoder, None, args.upsample, args.batch_size, args.cpus, threshold
+            files,
+            db,
+            encoder,
+            None,
+            args.upsample,
+            args.batch_size,
+            args.cpus,
+            threshold,
+            args.detector,
         ):
             path = Path(path)
             finish(path)
@@ -317,7 +332,7 @@ def run_detect(args: argparse.Namespace) -> int:
     failed = 0
     for path in files:
         try:
-            boxes = detect_faces(path, args.upsample)
+            boxes = detect_faces(path, args.upsample, args.detector)
         except (CnnkitError, OSError) as exc:
             if len(files) == 1:
                 raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from cnnkit import __version__
+from cnnkit.face.detectors import describe_detector
 from cnnkit.serve.auth import Principal, QueryKey
 from cnnkit.serve.deps import offload
 from cnnkit.serve.replica import DEFAULT_TOLERANCE
@@ -25,6 +26,9 @@ async def info(request: Request, who: Principal = QueryKey) -> Info:
             gallery=who.gallery,
             encoder=getattr(state.encoder, "model_id", None),
             gallery_encoder=meta.get("model_id"),
+            detector=describe_detector(state.config.detector),
+            precision=state.precision,
+            precision_requested=state.config.precision,
             tau=float(tau) if tau is not None else DEFAULT_TOLERANCE,
             tau_calibrated=tau is not None,
             persons=persons,

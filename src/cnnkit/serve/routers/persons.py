@@ -102,6 +102,7 @@ async def add_photo(
             largest=largest,
             upsample=upsample,
             encoder=state.encoder,
+            detector=state.config.detector,
         )
         return PhotoAdded(
             person=_person(state.storage.get_person(who.gallery, person_id)), **result

@@ -39,7 +39,13 @@ async def verify(
     def work(image: np.ndarray, _: Upload) -> dict[str, Any]:
         store = gallery_store(request, who)
         result = face_ops.verify(
-            store, image, person, tolerance=tolerance, upsample=upsample, encoder=state.encoder
+            store,
+            image,
+            person,
+            tolerance=tolerance,
+            upsample=upsample,
+            encoder=state.encoder,
+            detector=state.config.detector,
         )
         found = state.storage.find_person(who.gallery, person)
         state.storage.record(
@@ -69,7 +75,13 @@ async def identify(
     def work(image: np.ndarray, _: Upload) -> dict[str, Any]:
         store = gallery_store(request, who)
         return face_ops.identify(
-            store, image, tolerance=tolerance, k=k, upsample=upsample, encoder=encoder
+            store,
+            image,
+            tolerance=tolerance,
+            k=k,
+            upsample=upsample,
+            encoder=encoder,
+            detector=request.app.state.config.detector,
         )
 
     return await on_photo(request, file, work)
@@ -82,4 +94,9 @@ async def detect(
     upsample: int = UPSAMPLE,
     who: Principal = QueryKey,
 ) -> dict[str, Any]:
-    return await on_photo(request, file, lambda image, _: face_ops.detect(image, upsample=upsample))
+    detector = request.app.state.config.detector
+    return await on_photo(
+        request,
+        file,
+        lambda image, _: face_ops.detect(image, upsample=upsample, detector=detector),
+    )

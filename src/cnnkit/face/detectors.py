@@ -1,0 +1,109 @@
+"""Choosing a face detector: dlib's HOG (fast, frontal faces) or the MMOD CNN (turned, small,
+poorly lit faces; :mod:`cnnkit.face.mmod`), or ``auto``.
+
+``auto`` picks the CNN where it is cheap enough: on a GPU always, on the CPU when the image after
+upsampling has at most :data:`CNN_AUTO_MAX_PIXELS` pixels (about 0.5 s at 1 thread on a recent
+x86 core: the CNN costs about 0.5 us per upsampled pixel there, HOG about a tenth of that).
+It logs what it chose, and :func:`detect_with` returns it.
+
+Example:
+    >>> found = detect_with(image, upsample=1, detector="auto")
+    >>> found.detector, found.boxes                  # "cnn", [(top, right, bottom, left), ...]
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnnkit.face.detection import Box, check_image, detect_scored
+
+log = logging.getLogger(__name__)
+
+#: The names a detector can be asked for by.
+DETECTORS = ("hog", "cnn", "auto")
+#: ``auto`` on the CPU uses the CNN up to this many pixels after upsampling (~0.5 s, 1 thread).
+CNN_AUTO_MAX_PIXELS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Faces found in one image: boxes (top, right, bottom, left), their scores, and the detector
+    that ran (``"hog"`` or ``"cnn"``; ``auto`` resolved)."""
+
+    boxes: list[Box]
+    scores: list[float]
+    detector: str
+
+
+def _cnn_device_is_gpu() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_detector(detector: str, shape: tuple[int, ...], upsample: int) -> str:
+    """``"hog"`` or ``"cnn"`` for a request of ``detector`` on an image of ``shape`` (H, W, ...).
+
+    Raises:
+        ValueError: an unknown detector name.
+    """
+    if detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {', '.join(DETECTORS)}; got {detector!r}")
+    if detector != "auto":
+        return detector
+    if _cnn_device_is_gpu():
+        return "cnn"
+    pixels = int(shape[0]) * int(shape[1]) * 4 ** max(upsample, 0)
+    return "cnn" if pixels <= CNN_AUTO_MAX_PIXELS else "hog"
+
+
+def describe_detector(detector: str) -> str:
+    """What a request of ``detector`` runs, in words: ``"hog"``, ``"cnn"``, or auto's rule on
+    this machine (for the service's /info and /readyz)."""
+    if detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {', '.join(DETECTORS)}; got {detector!r}")
+    if detector != "auto":
+        return detector
+    if _cnn_device_is_gpu():
+        return "auto: cnn (GPU)"
+    return f"auto: cnn up to {CNN_AUTO_MAX_PIXELS:,} px after upsampling, else hog"
+
+
+_last_auto: list[str] = []  # the choice auto last logged, so a folder of images logs it once
+
+
+def _say_auto(used: str, shape: tuple[int, ...]) -> None:
+    """Log auto's choice at INFO when it differs from the last one logged (else DEBUG)."""
+    level = logging.DEBUG if _last_auto[-1:] == [used] else logging.INFO
+    _last_auto[:] = [used]
+    log.log(level, "face detector auto: using %s (image %dx%d)", used, shape[1], shape[0])
+
+
+def _clip(rect: tuple[int, int, int, int], h: int, w: int) -> Box:
+    left, top, right, bottom = rect
+    return (max(top, 0), min(right, w), min(bottom, h), max(left, 0))
+
+
+def detect_with(image: np.ndarray, upsample: int = 1, detector: str = "hog") -> Detections:
+    """Faces in an (H, W, 3) uint8 RGB image by the chosen detector, most confident first.
+
+    Boxes are clipped to the image, as :func:`cnnkit.face.detection.detect` does; the CNN's
+    are dlib's ``cnn_face_detection_model_v1(path)(image, upsample)`` rectangles.
+    """
+    image = check_image(image)
+    if upsample < 0:
+        raise ValueError(f"upsample must be >= 0, got {upsample}")
+    used = resolve_detector(detector, image.shape, upsample)
+    if detector == "auto":
+        _say_auto(used, image.shape)
+    if used == "hog":
+        scored = detect_scored(image, upsample)
+        return Detections([b for b, _ in scored], [s for _, s in scored], "hog")
+    from cnnkit.face.mmod import default_detector
+
+    h, w = image.shape[:2]
+    found = default_detector().detect(image, upsample)
+    return Detections([_clip(d.rect, h, w) for d in found], [d.confidence for d in found], "cnn")
