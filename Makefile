@@ -54,6 +54,7 @@ bench: setup
 	OMP_NUM_THREADS=1 $(PY) bench/style_fast.py
 	OMP_NUM_THREADS=1 $(PY) bench/style_job_first_image.py
 	OMP_NUM_THREADS=1 $(PY) bench/face.py
+	OMP_NUM_THREADS=1 $(PY) bench/face_detect.py
 	OMP_NUM_THREADS=1 $(PY) bench/face_openset.py   # needs ../shared/data/lfw-dev
 	OMP_NUM_THREADS=1 $(PY) bench/face_video.py
 	OMP_NUM_THREADS=1 $(PY) bench/serve.py
