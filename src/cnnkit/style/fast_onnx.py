@@ -345,8 +345,7 @@ def load_network(name: str, path: str | Path | None = None) -> tuple[nn.Module, 
     from safetensors import safe_open
     from safetensors.torch import save
 
-    from cnnkit.face.models_files import file_sha256
-    from cnnkit.io import atomic_write_bytes
+    from cnnkit.io import atomic_write_bytes, file_sha256
 
     src = Path(path) if path is not None else model_file(name)
     digest = file_sha256(src)
