@@ -136,6 +136,8 @@ def main() -> None:
         f"fast_vs_onnx_mad={agree['int8']:.4f} "
         f"fast_vs_float_graph_mad={agree['float']:.1e} "
         f"onnxruntime_self_mad={agree['onnxruntime_self']:.4f} "
+        f"quantsim_vs_onnx_mad={agree['quantsim']:.4f} "
+        f"quantsim_vs_onnx_literal_mad={agree['quantsim_literal']:.4f} "
         f"fast_ratio_384_median={med[f'{auto}_384'] / med['peer']:.2f} "
         f"fp32_ratio_384={best['fp32_384'] / peer_s:.2f} "
         f"peer_s={peer_s:.3f} precision={auto} "

@@ -101,3 +101,28 @@ def test_gradcheck_float64(rng) -> None:
         return total_cost(content_cost(a_C, g), Js, 10, 40, tv=total_variation(g), tv_weight=0.5)
 
     assert torch.autograd.gradcheck(J, (a_G,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_lean_gram_cost_equals_autograd_of_the_plain_one(monkeypatch, dtype) -> None:
+    """The sliced Gram cost (large images) against autograd through gram_style_cost: same J,
+    same dJ/da, in slices of 3 rows (11 rows: a ragged last slice), the gradient in a's dtype."""
+    from cnnkit.style import costs
+
+    torch.manual_seed(0)
+    a = torch.randn(1, 5, 11, 7).to(dtype)
+    G_S = costs.gram_matrix(torch.randn(1, 5, 11, 7))
+    plain_a = a.detach().clone().requires_grad_(True)
+    J_plain = costs.gram_style_cost(G_S, plain_a.float())
+    J_plain.backward()
+    monkeypatch.setattr(costs, "SLICE_VALUES", 0)
+    lean_a = a.detach().clone().requires_grad_(True)
+    J_lean = costs.gram_style_cost_lean(G_S, lean_a, rows=3)
+    (2 * J_lean).backward()  # the incoming gradient is used
+    torch.testing.assert_close(J_lean, J_plain, rtol=1e-5, atol=0)
+    assert lean_a.grad is not None and plain_a.grad is not None
+    assert lean_a.grad.dtype == dtype
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(lean_a.grad.float(), 2 * plain_a.grad.float(), rtol=tol, atol=tol)
+    sliced = costs.gram_matrix_sliced(a, rows=3)
+    torch.testing.assert_close(sliced, costs.gram_matrix(a.float()), rtol=1e-5, atol=1e-4)

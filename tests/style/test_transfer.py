@@ -95,11 +95,36 @@ def test_bad_options(images) -> None:
         transfer(content, style, SMALL, optimizer="sgd")
 
 
-def test_multiscale_runs_coarse_then_fine(images) -> None:
+def test_multiscale_runs_coarse_then_fine(images, capsys) -> None:
+    """Two scales, 64 -> 128 px, a quarter of the iterations at the fine one; the bar names them."""
+    from cnnkit.progress import is_quiet, set_quiet
+
     content, style = images
-    image, history = transfer(content, style, SMALL, size=64, iterations=2, multiscale=True)
-    assert image.shape == (46, 64, 3)
-    assert history.iteration == [1, 2, 3, 4]
+    quiet = is_quiet()
+    set_quiet(False)
+    try:
+        image, history = transfer(content, style, SMALL, size=128, iterations=4, multiscale=True)
+    finally:
+        set_quiet(quiet)
+    assert image.shape == (91, 128, 3)
+    assert history.scales == [(64, 4), (128, 1)]
+    assert history.iteration == [1, 2, 3, 4, 5]
+    err = capsys.readouterr().err
+    assert "scale 1/2 (64 px)" in err and "scale 2/2 (128 px)" in err
+
+
+def test_scale_schedule_halves_down_to_the_base_size() -> None:
+    from cnnkit.style.config import scale_schedule
+
+    assert scale_schedule(StyleConfig(size=512, iterations=300)) == [(512, 300)]
+    assert scale_schedule(StyleConfig(size=1024)) == [(1024, 300)]
+    assert scale_schedule(StyleConfig(size=2048, iterations=300)) == [
+        (512, 300),
+        (1024, 75),
+        (2048, 18),
+    ]
+    assert scale_schedule(StyleConfig(size=1500, iterations=8)) == [(375, 8), (750, 2), (1500, 1)]
+    assert scale_schedule(StyleConfig(size=48, multiscale=True, iterations=3)) == [(48, 3)]
 
 
 def test_swirl_painting_is_seeded() -> None:

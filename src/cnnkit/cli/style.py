@@ -102,11 +102,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="style images' longest side = X * --size (1.0)",
     )
     g.add_argument(
-        "--iterations", type=int, default=300, metavar="N", help="function evaluations (300)"
+        "--iterations",
+        type=int,
+        default=300,
+        metavar="N",
+        help="function evaluations (300; with scales: at the first, 1/4 at each next)",
     )
     g.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="(lbfgs)")
     g.add_argument("--lr", type=float, default=None, help="step size (1.0 L-BFGS, 0.02 Adam)")
-    g.add_argument("--multiscale", action="store_true", help="optimise at size/2, then at size")
+    g.add_argument(
+        "--multiscale",
+        action="store_true",
+        help="coarse to fine: size/2 first, then size (automatic above 1024 px)",
+    )
     g.add_argument("--seed", type=int, default=0, help="seed of the noise init (0)")
     g.add_argument(
         "--init",

@@ -101,6 +101,27 @@ def randomize_(features: nn.Sequential, seed: int = RANDOM_SEED) -> nn.Sequentia
     return features
 
 
+def _std(xs: Sequence[torch.Tensor], per_channel: bool) -> torch.Tensor:
+    """Unbiased std of ``(N, n_C, H, W)`` maps pooled over all positions of all ``xs``: per
+    channel ``(n_C,)``, or one value expanded to ``(n_C,)``. Summed in slices of rows, in float64,
+    so that no copy of a whole map is made."""
+    n_c = xs[0].shape[1]
+    s1 = torch.zeros(n_c, dtype=torch.float64)
+    s2 = torch.zeros(n_c, dtype=torch.float64)
+    count = 0
+    for x in xs:
+        count += x.numel() // n_c
+        for rows in x.split(32, dim=2):
+            r = rows.double()
+            s1 += r.sum(dim=(0, 2, 3))
+            s2 += r.square().sum(dim=(0, 2, 3))
+    if not per_channel:
+        s1, s2 = s1.sum().expand(n_c), s2.sum().expand(n_c)
+        count *= n_c
+    var = (s2 - s1 * s1 / count) / max(count - 1, 1)
+    return var.clamp_min(0).sqrt().float()
+
+
 def normalize_unit_variance_(
     extractor: FeatureExtractor,
     image: torch.Tensor | Sequence[torch.Tensor],
@@ -120,14 +141,12 @@ def normalize_unit_variance_(
         for module in extractor.body:
             xs = [module(x) for x in xs]
             if isinstance(module, nn.Conv2d):
-                # (n_C, positions of all images)
-                flat = torch.cat([x.transpose(0, 1).reshape(x.shape[1], -1) for x in xs], dim=1)
-                std = flat.std(dim=1) if per_channel else flat.std().expand(flat.shape[0])
-                std = std.clamp_min(1e-8)  # (n_C,)
+                std = _std(xs, per_channel).clamp_min(1e-8)  # (n_C,)
                 module.weight.div_(std.view(-1, 1, 1, 1))
                 if module.bias is not None:
                     module.bias.div_(std)
-                xs = [x / std.view(1, -1, 1, 1) for x in xs]
+                for x in xs:  # in place: a 2048 px image's conv1 maps are 1 GB each
+                    x.div_(std.view(1, -1, 1, 1).to(x.dtype))
     return extractor
 
 

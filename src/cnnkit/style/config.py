@@ -33,7 +33,7 @@ class StyleConfig:
 
     size: int = 512  # longest side of the output, px
     style_scale: float = 1.0  # style images' longest side = style_scale * size
-    iterations: int = 300  # function evaluations per scale
+    iterations: int = 300  # function evaluations at the first scale (see scale_schedule)
     optimizer: str = "lbfgs"  # "lbfgs" or "adam"
     lr: float | None = None  # step size; default 1.0 (L-BFGS) or 0.02 (Adam)
     alpha: float = 1.0  # content weight
@@ -48,7 +48,7 @@ class StyleConfig:
     init: str = "auto"
     noise_ratio: float = 0.6  # share of noise in "content+noise" (the notes use 0.6)
     preserve_colors: bool = False  # transfer luminance only; keep the content's colours
-    multiscale: bool = False  # coarse to fine: size/2 first, then size
+    multiscale: bool = False  # coarse to fine at any size (always above MULTISCALE_ABOVE px)
     seed: int = 0  # seeds the noise init; same seed, same output
     save_every: int = 0  # call on_snapshot every N iterations (0: never)
     backbone: str = "auto"  # "auto", "vgg19" or "random-vgg19"
@@ -83,6 +83,9 @@ class History:
     seconds: float = 0.0
     interrupted: bool = False
     backbone: str = ""
+    scales: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # (size px, iterations), coarse first
 
     def append(self, it: int, content: float, style: float, tv: float, total: float) -> None:
         self.iteration.append(it)
@@ -149,6 +152,41 @@ def check_config(config: StyleConfig, n_styles: int) -> None:
 #: bench/style.py (984 MB peak RSS at 512x341 px, bf16 autocast) plus a margin.
 BYTES_PER_PIXEL = 4500
 BASE_BYTES = 600 * 2**20
+#: The same with the feature extractor checkpointed (only the returned layers kept for the
+#: backward, the rest recomputed), which the scales above CHECKPOINT_PIXELS use.
+CHECKPOINT_BYTES_PER_PIXEL = 1300
+CHECKPOINT_PIXELS = 1024 * 1024
+#: Coarse-to-fine: sizes above MULTISCALE_ABOVE start at a scale of at most MULTISCALE_BASE px,
+#: doubling to the final size; each finer scale gets a quarter of the previous one's iterations
+#: (4x the pixels per iteration, so every scale costs about the same time).
+MULTISCALE_ABOVE = 1024
+MULTISCALE_BASE = 512
+
+
+def scale_schedule(config: StyleConfig) -> list[tuple[int, int]]:
+    """``(size, iterations)`` per scale, coarsest first.
+
+    One scale ``(size, iterations)`` up to ``MULTISCALE_ABOVE`` px; above it (or with
+    ``multiscale``) the size is halved until it is at most ``MULTISCALE_BASE`` (at least one halving
+    with ``multiscale``; never below 32 px), and scale k gets ``iterations / 4^k`` (at least 1):
+    2048 px, 300 iterations -> (512, 300), (1024, 75), (2048, 18).
+    """
+    sizes = [config.size]
+    if config.multiscale or config.size > MULTISCALE_ABOVE:
+        while sizes[0] // 2 >= 32 and (
+            sizes[0] > MULTISCALE_BASE or (config.multiscale and len(sizes) == 1)
+        ):
+            sizes.insert(0, sizes[0] // 2)
+    its = config.iterations
+    return [(size, max(1, its // 4**k) if its else 0) for k, size in enumerate(sizes)]
+
+
+def memory_estimate(size: tuple[int, int]) -> int:
+    """Bytes of peak memory to optimise a ``(W, H)`` image (its finest scale: the coarser ones
+    need less and are freed before it), checkpointed above ``CHECKPOINT_PIXELS``."""
+    pixels = size[0] * size[1]
+    per_pixel = CHECKPOINT_BYTES_PER_PIXEL if pixels > CHECKPOINT_PIXELS else BYTES_PER_PIXEL
+    return BASE_BYTES + per_pixel * pixels
 
 
 def available_memory() -> int:
@@ -195,8 +233,8 @@ def check_sizes(
 
     Each pooling layer halves the image, so the layers up to ``deepest_layer`` (block b of
     VGG-19) need a short side of at least 2^(b-1) px (2^b for ``pool<b>``) in the content image
-    at every scale and in each style image. Memory is estimated as
-    ``BASE_BYTES + BYTES_PER_PIXEL * content pixels`` against what is available now.
+    at every scale and in each style image. Memory is estimated by :func:`memory_estimate`
+    against what is available now.
     """
     block, index = layer_depth(deepest_layer)
     need = 2 ** max(0, block - (0 if index == 99 else 1))
@@ -219,7 +257,7 @@ def check_sizes(
                     "or a less elongated image",
                 )
     w, h = _fit(content_size, config.size)
-    estimate = BASE_BYTES + BYTES_PER_PIXEL * w * h
+    estimate = memory_estimate((w, h))
     available = available_memory()
     if estimate > 0.8 * available:
         raise CnnkitError(

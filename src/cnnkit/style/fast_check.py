@@ -91,7 +91,9 @@ def ort_pair(sessions: tuple[Any, Any], content: np.ndarray, style: np.ndarray) 
 def agreement(pairs: list[tuple[Any, Any]]) -> dict[str, float]:
     """Worst per-channel MAD over ``pairs``: cnnkit against the int8 graphs (``int8``) and the
     float graphs (``float``), and onnxruntime's optimised int8 run against its unoptimised run of
-    the same files (``onnxruntime_self``: the reference's own rounding noise)."""
+    the same files (``onnxruntime_self``: the reference's own rounding noise); cnnkit with
+    :class:`QuantSim` on against the int8 graphs run optimised (``quantsim``) and unoptimised
+    (``quantsim_literal``)."""
     from cnnkit.style.fast_onnx import model_file
 
     stylizer = FastStylizer("fp32")
@@ -99,16 +101,36 @@ def agreement(pairs: list[tuple[Any, Any]]) -> dict[str, float]:
     int8 = tuple(session(model_file(n)) for n in names)
     literal = tuple(session(model_file(n), optimize=False) for n in names)
     flt = tuple(session(float_graph(model_file(n))) for n in names)
-    worst = {"int8": 0.0, "float": 0.0, "onnxruntime_self": 0.0}
+    keys = ("int8", "float", "onnxruntime_self", "quantsim", "quantsim_literal")
+    worst = dict.fromkeys(keys, 0.0)
     for content, style in pairs:
         c, s = native_inputs(content, style)
         ours, ref = arbitrary_pair(stylizer, c, s, int8)  # type: ignore[arg-type]
         worst["int8"] = max(worst["int8"], float(mad_per_channel(ours, ref).max()))
         ours, ref = arbitrary_pair(stylizer, c, s, flt)  # type: ignore[arg-type]
         worst["float"] = max(worst["float"], float(mad_per_channel(ours, ref).max()))
-        self_mad = mad_per_channel(ort_pair(int8, c, s), ort_pair(literal, c, s))
+        ref_literal = ort_pair(literal, c, s)
+        self_mad = mad_per_channel(ort_pair(int8, c, s), ref_literal)
         worst["onnxruntime_self"] = max(worst["onnxruntime_self"], float(self_mad.max()))
+        _quant_sim(stylizer, True)
+        try:
+            ours, ref = arbitrary_pair(stylizer, c, s, int8)  # type: ignore[arg-type]
+        finally:
+            _quant_sim(stylizer, False)
+        worst["quantsim"] = max(worst["quantsim"], float(mad_per_channel(ours, ref).max()))
+        lit_mad = float(mad_per_channel(ours, ref_literal).max())
+        worst["quantsim_literal"] = max(worst["quantsim_literal"], lit_mad)
     return worst
+
+
+def _quant_sim(stylizer: FastStylizer, on: bool) -> None:
+    """Turn the int8 activation simulation of the arbitrary networks on or off."""
+    from cnnkit.style.fast_nets import QuantSim
+
+    for name in ("predict", "transform"):
+        for module in stylizer.net(name)[0].modules():
+            if isinstance(module, QuantSim):
+                module.enabled = on
 
 
 def to_pil(a: np.ndarray) -> Image.Image:

@@ -109,6 +109,9 @@ class FeatureExtractor(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         self.channels_last = channels_last
+        #: recompute the activations between returned layers in the backward instead of keeping
+        #: them (torch.utils.checkpoint): less memory for large images, one more forward's time
+        self.checkpoint = False
         self.requires_grad_(False)
         self.eval()
 
@@ -123,6 +126,16 @@ class FeatureExtractor(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         wanted = {index: name for name, index in self.index.items()}
         out: dict[str, torch.Tensor] = {}
+        if self.checkpoint and torch.is_grad_enabled() and x.requires_grad:
+            from torch.utils.checkpoint import checkpoint
+
+            start = 0
+            for index in sorted(wanted):  # one segment up to each returned layer
+                segment = self.body[start : index + 1]
+                x = checkpoint(segment, x, use_reentrant=False)
+                out[wanted[index]] = x
+                start = index + 1
+            return out
         for index, module in enumerate(self.body):
             x = module(x)
             if index in wanted:

@@ -31,6 +31,7 @@ from PIL import Image
 from cnnkit.errors import CnnkitError
 from cnnkit.style.backbone import build_extractor
 from cnnkit.style.config import (
+    CHECKPOINT_PIXELS,
     DEFAULT_STYLE_LAYERS,
     DivergedError,
     History,
@@ -39,8 +40,14 @@ from cnnkit.style.config import (
     check_config,
     check_sizes,
     layer_depth,
+    scale_schedule,
 )
-from cnnkit.style.costs import content_cost, gram_matrix, gram_style_cost, total_variation
+from cnnkit.style.costs import (
+    content_cost,
+    gram_matrix_sliced,
+    gram_style_cost_lean,
+    total_variation,
+)
 from cnnkit.style.images import (
     _luminance_only,
     _pick_device,
@@ -54,6 +61,10 @@ from cnnkit.style.images import (
 log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_STYLE_LAYERS", "DivergedError", "History", "StyleConfig", "transfer"]
+
+
+#: The largest size at which the random backbone's normalisation is measured.
+NORMALIZE_MAX = 1024
 
 
 class _Objective:
@@ -77,23 +88,27 @@ class _Objective:
         with torch.inference_mode():
             a_G0 = self._features(content)  # also gives the shapes of G's activations
             a_C = a_G0[config.content_layer].float()
+            shapes = {name: a.shape for name, a in a_G0.items()}
+            del a_G0  # a 2048 px image's maps are GBs: hold one image's at a time
             # style targets per position, blended over style images: sum_s w_s G(S_s) / n_HW(S_s)
             targets = [torch.zeros(()) for _ in self.layers]
             for w, style in zip(blend, styles, strict=True):
                 a_S = self._features(style)
                 for i, name in enumerate(self.layers):
-                    a = a_S[name].float()
-                    targets[i] = targets[i] + w * gram_matrix(a) / (a.shape[2] * a.shape[3])
+                    n_hw = a_S[name].shape[2] * a_S[name].shape[3]
+                    targets[i] = targets[i] + w * gram_matrix_sliced(a_S[name]) / n_hw
+                del a_S
         self.a_C = a_C.clone()
         self.G_S = []
         self.lambdas = []
         for i, name in enumerate(self.layers):
-            n_hw = a_G0[name].shape[2] * a_G0[name].shape[3]
+            n_hw = shapes[name][2] * shapes[name][3]
             G_S = (targets[i] * n_hw).clone()  # at G's number of positions
             self.G_S.append(G_S)
             scale = 1.0
             if config.normalize:  # J_style[l](S, G=0) = ||G_S||^2 / (2 n_H n_W n_C)^2
-                scale = float(gram_style_cost(G_S, torch.zeros_like(a_G0[name]).float()))
+                _, n_C, n_H, n_W = shapes[name]
+                scale = float(torch.sum(G_S.double() ** 2)) / (2 * n_H * n_W * n_C) ** 2
             self.lambdas.append(lambdas[i] / max(scale, 1e-30))
         self.content_scale = 1.0
         if config.normalize:  # J_content(C, G=0)
@@ -113,7 +128,7 @@ class _Objective:
         J_content = content_cost(self.a_C, a_G[cfg.content_layer].float()) / self.content_scale
         J_style = torch.zeros((), device=G.device)
         for name, G_S, lam in zip(self.layers, self.G_S, self.lambdas, strict=True):
-            J_style = J_style + lam * gram_style_cost(G_S, a_G[name].float())
+            J_style = J_style + lam * gram_style_cost_lean(G_S, a_G[name])
         tv = total_variation(G) if cfg.tv_weight else torch.zeros((), device=G.device)
         c, s, t = cfg.alpha * J_content, cfg.beta * J_style, cfg.tv_weight * tv
         return c + s + t, c, s, t
@@ -166,7 +181,8 @@ def _optimise(
             lr=lr,
             max_iter=max(1, config.iterations),
             max_eval=2 * max(1, config.iterations),
-            history_size=50,
+            # 2 vectors of G's size per step: at most ~512 MB (5 steps at 2048 px, 50 at 512)
+            history_size=max(5, min(50, 2**29 // (8 * G0.numel()))),
             tolerance_grad=-1,
             tolerance_change=-1,
             line_search_fn="strong_wolfe" if config.line_search else None,
@@ -303,9 +319,8 @@ def transfer(
     blend = list(config.style_blend_weights or [1.0] * len(style_pils))
     blend = [w / sum(blend) for w in blend]
 
-    sizes = [config.size]
-    if config.multiscale and config.size >= 64:
-        sizes = [config.size // 2, config.size]
+    schedule = scale_schedule(config)
+    sizes = [size for size, _ in schedule]
 
     layers = [config.content_layer, *config.style_layers]
     check_sizes(
@@ -321,9 +336,15 @@ def transfer(
     color_source = final_content
     if config.preserve_colors:
         final_content = _luminance_only(final_content)
+    # the random backbone's per-channel scales are measured at most at NORMALIZE_MAX px: the
+    # statistics of a downscaled image are close, and a 2048 px forward in fp32 needs ~4 GB
+    norm_size = min(config.size, NORMALIZE_MAX)
     norm_images = [final_content]
+    if norm_size < config.size:
+        norm = _pil_to_tensor(_resize_longest(content_pil, norm_size), device)
+        norm_images = [_luminance_only(norm) if config.preserve_colors else norm]
     if config.normalize_on == "content+style":
-        style_longest = max(16, round(config.size * config.style_scale))
+        style_longest = max(16, round(norm_size * config.style_scale))
         for s in style_pils:
             t = _pil_to_tensor(_resize_longest(s, style_longest, "a style image"), device)
             norm_images.append(
@@ -342,29 +363,43 @@ def transfer(
     )
     extractor = backbone.extractor.to(device)
     fast_start = _fast_start(config, content_pil, style_pils, blend, sizes[0], device)
-    history = History(backbone=backbone.name)
+    history = History(backbone=backbone.name, scales=schedule)
     start = time.perf_counter()
     G: torch.Tensor | None = None
     from cnnkit.progress import progress
 
-    with progress(total=config.iterations * len(sizes), desc="style", unit="it") as bar:
-        for scale_index, size in enumerate(sizes):
+    total = sum(its for _, its in schedule)
+    with progress(total=total, desc="style", unit="it") as bar:
+        offset = 0
+        for scale_index, (size, iterations) in enumerate(schedule):
+            if len(schedule) > 1:
+                bar.set_description(f"scale {scale_index + 1}/{len(schedule)} ({size} px)")
             C = _pil_to_tensor(_resize_longest(content_pil, size), device)
             style_longest = max(16, round(size * config.style_scale))
             S = [_pil_to_tensor(_resize_longest(s, style_longest), device) for s in style_pils]
             if config.preserve_colors:
                 C = _luminance_only(C)
                 S = [_luminance_only(s, like=C) for s in S]
+            extractor.checkpoint = C.shape[2] * C.shape[3] > CHECKPOINT_PIXELS
             objective = _Objective(config, extractor, C, S, blend, use_bf16)
+            log.info(
+                "scale %d/%d: %d px, %d iterations",
+                scale_index + 1,
+                len(schedule),
+                size,
+                iterations,
+            )
             G = _optimise(
-                config,
+                replace(config, iterations=iterations),
                 objective,
                 _initial(config, C, G, fast_start),
                 history,
                 bar,
                 on_snapshot,
-                offset=scale_index * config.iterations,
+                offset=offset,
             )
+            offset += iterations
+            del objective
             if history.interrupted:
                 break
     assert G is not None
