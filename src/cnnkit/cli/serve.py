@@ -24,6 +24,7 @@ Examples:
   cnnkit serve                                    # http://127.0.0.1:8000, API docs at /docs
   cnnkit serve --port 9000 --db faces-serve.sqlite3
   cnnkit serve --detector cnn --precision auto       # turned faces; the CPU's fastest encoder
+  cnnkit serve calibrate --fpir 0.001 --images lfw/  # the tau identify uses (1:N, per gallery)
   cnnkit serve --host 0.0.0.0 --workers 4 --db postgresql://cnnkit@db/cnnkit
   curl -H "X-API-Key: $KEY" -F file=@photo.jpg http://127.0.0.1:8000/api/v1/identify
 
