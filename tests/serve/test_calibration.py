@@ -15,7 +15,7 @@ from cnnkit.face.gallery import Gallery
 from cnnkit.face.gallery_meta import IdentificationTau
 from cnnkit.serve.storage import open_storage
 from cnnkit.serve.storage.base import META_CHANGED, ModelMismatch, read_identification
-from tests.face.shipped import astronaut, grace, variants
+from tests.face.shipped import write_person_folder
 from tests.serve.server import make_key
 
 
@@ -138,22 +138,6 @@ def test_identify_uses_the_identification_tau_and_its_score(
 
 
 # -- cnnkit serve calibrate ------------------------------------------------------------------
-def _person_folder(root: Path) -> Path:
-    """Grace Hopper (5 photos: enrolled + 4 mated searches); two one-photo strangers."""
-    g = grace().crop((0, 0, 512, 512)).resize((250, 250))
-    a = astronaut().crop((97, 1, 347, 251))
-    people = {
-        "Grace_Hopper": [g, *variants(g).values()],
-        "Astro_Naut": [a],
-        "Astro_Mirror": [variants(a)["flip"]],
-    }
-    for name, imgs in people.items():
-        (root / name).mkdir(parents=True)
-        for i, im in enumerate(imgs, start=1):
-            im.save(root / name / f"{name}_{i:04d}.jpg", quality=92)
-    return root
-
-
 @pytest.mark.slow
 def test_serve_calibrate_stores_what_face_calibrate_stores(
     storage_url: str, tmp_path: Path, capsys
@@ -163,7 +147,7 @@ def test_serve_calibrate_stores_what_face_calibrate_stores(
     from cnnkit.cli.main import main
     from cnnkit.serve.replica import GalleryStore, ReplicaIndex
 
-    folder = _person_folder(tmp_path / "people")
+    folder = write_person_folder(tmp_path / "people")
     common = ["calibrate", "--for", "identification", "--fpir", "0.001", "--images", str(folder)]
     common += ["--upsample", "0", "--norm", "none"]
     assert main(["serve", *common, "--gallery", "door", "--db", storage_url, "--json"]) == 0
