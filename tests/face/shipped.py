@@ -93,6 +93,22 @@ def write_lfw_like(root: Path) -> Path:
     return pairs
 
 
+def write_person_folder(root: Path) -> Path:
+    """Grace Hopper (5 photos: enrolled + 4 mated searches); two one-photo strangers."""
+    g = grace().crop((0, 0, 512, 512)).resize((250, 250))
+    a = astronaut().crop((97, 1, 347, 251))
+    people = {
+        "Grace_Hopper": [g, *variants(g).values()],
+        "Astro_Naut": [a],
+        "Astro_Mirror": [variants(a)["flip"]],
+    }
+    for name, imgs in people.items():
+        (root / name).mkdir(parents=True)
+        for i, im in enumerate(imgs, start=1):
+            im.save(root / name / f"{name}_{i:04d}.jpg", quality=92)
+    return root
+
+
 def chips_of(images: list[Image.Image]) -> np.ndarray:
     """Aligned 150x150 chips of the largest face of each image, (N, 150, 150, 3) uint8."""
     from cnnkit.face.alignment import align_faces

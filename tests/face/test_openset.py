@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from cnnkit.cli.main import main
 from cnnkit.errors import CnnkitError
 from cnnkit.face import Gallery, openset
-from tests.face.shipped import astronaut, grace, variants
+from tests.face.shipped import write_person_folder
 
 
 def brute(score, nearest, mate, tau):
@@ -97,22 +97,6 @@ def test_tnorm_separates_a_stranger_near_everybody() -> None:
     assert raw.score[1] < raw.score[0]  # by distance, the stranger looks the better match
 
 
-def _person_folder(root: Path) -> Path:
-    """Grace Hopper (5 photos: enrolled + 4 mated searches); two one-photo strangers."""
-    g = grace().crop((0, 0, 512, 512)).resize((250, 250))
-    a = astronaut().crop((97, 1, 347, 251))
-    people = {
-        "Grace_Hopper": [g, *variants(g).values()],
-        "Astro_Naut": [a],
-        "Astro_Mirror": [variants(a)["flip"]],
-    }
-    for name, imgs in people.items():
-        (root / name).mkdir(parents=True)
-        for i, im in enumerate(imgs, start=1):
-            im.save(root / name / f"{name}_{i:04d}.jpg", quality=92)
-    return root
-
-
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(["face", *argv])
     out, err = capsys.readouterr()
@@ -121,7 +105,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 @pytest.mark.slow
 def test_cli_evaluate_calibrate_info_and_warning(tmp_path: Path, capsys) -> None:
-    folder = _person_folder(tmp_path / "people")
+    folder = write_person_folder(tmp_path / "people")
     det = tmp_path / "det.png"
     up = ("--upsample", "0")
     code, out, _ = run(

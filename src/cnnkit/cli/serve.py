@@ -7,7 +7,8 @@ import logging
 import os
 import socket
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cnnkit.cli.face.common import detector_opt
 from cnnkit.errors import CnnkitError
@@ -23,6 +24,7 @@ Examples:
   cnnkit serve                                    # http://127.0.0.1:8000, API docs at /docs
   cnnkit serve --port 9000 --db faces-serve.sqlite3
   cnnkit serve --detector cnn --precision auto       # turned faces; the CPU's fastest encoder
+  cnnkit serve calibrate --fpir 0.001 --images lfw/  # the tau identify uses (1:N, per gallery)
   cnnkit serve --host 0.0.0.0 --workers 4 --db postgresql://cnnkit@db/cnnkit
   curl -H "X-API-Key: $KEY" -F file=@photo.jpg http://127.0.0.1:8000/api/v1/identify
 
@@ -72,17 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--timeout", type=float, default=30.0, help="request time-out in seconds (default: 30)"
     )
     detector_opt(p)
-    p.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16", "int8"),
-        default="fp32",
-        help="encoder arithmetic: fp32 (matches dlib), bf16 (CPUs with AVX512-BF16/AMX), int8 "
-        "(x86 CPUs), or auto: chosen by what the CPU reports; GET /api/v1/info says which runs "
-        "(default: fp32)",
-    )
+    _precision_opt(p)
     p.set_defaults(func=_run_serve)
 
-    keys = p.add_subparsers(dest="serve_command", metavar="{keys,import}")
+    keys = p.add_subparsers(dest="serve_command", metavar="{keys,import,calibrate}")
     k = keys.add_parser(
         "keys",
         help="create, list and revoke API keys",
@@ -110,6 +105,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     revoke.set_defaults(func=_keys_revoke)
     k.set_defaults(func=lambda args: (k.print_help(), 2)[1])
     _register_import(keys)
+    _register_calibrate(keys)
+
+
+def _precision_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "int8"),
+        default="fp32",
+        help="encoder arithmetic: fp32 (matches dlib), bf16 (CPUs with AVX512-BF16/AMX), int8 "
+        "(x86 CPUs), or auto: chosen by what the CPU reports; GET /api/v1/info says which runs "
+        "(default: fp32; docs/serve.md says why)",
+    )
 
 
 def _positive(text: str) -> int:
@@ -287,6 +294,111 @@ def _import(args: argparse.Namespace) -> int:
     finally:
         storage.close()
     print(report.summary())
+    return 0
+
+
+_CALIBRATE_EPILOG = """\
+The same use cases as `cnnkit face calibrate`, with the service's encoder, storing the tau in
+one gallery of the service's database (a running server uses it within a second; GET
+/api/v1/info shows both taus).
+
+--for identification (the default here) takes --images DIR with one subfolder of photos per
+person: every person with 2+ photos is enrolled with the first and searched with the others,
+the rest search as strangers; the tau stored is the one whose false positive identification
+rate is --fpir, on --norm scores (tnorm: the T-norm, as `cnnkit face`). identify uses it; a
+larger gallery needs a stricter tau, so the gallery size is stored too, and the server warns
+(once, and in /info) when the gallery outgrows it. --for verification takes --pairs and
+--images (LFW's pairs format) and stores the pair tau that verify and enroll use.
+
+Examples:
+  cnnkit serve calibrate --fpir 0.001 --images lfw/ --gallery door --db serve.sqlite3
+  cnnkit serve calibrate --for verification --pairs pairs.txt --images lfw/
+"""
+
+
+def _register_calibrate(sub: argparse._SubParsersAction) -> None:
+    """``cnnkit serve calibrate``: a gallery's identification (or pair) tau."""
+    from cnnkit.cli.face.common import count, norm_opt
+
+    p = sub.add_parser(
+        "calibrate",
+        help="choose a gallery's identification tau (or pair tau) and store it",
+        description="Choose the tau of a gallery on labelled photos and store it in the "
+        "service's database.",
+        epilog=_CALIBRATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--for",
+        dest="purpose",
+        choices=("identification", "verification"),
+        default="identification",
+        help="which tau: 1:N on a person folder (default), or 1:1 on --pairs",
+    )
+    p.add_argument("--images", required=True, type=Path, metavar="DIR")
+    p.add_argument("--pairs", type=Path, default=None, metavar="pairs.txt")
+    p.add_argument("--fpir", type=float, default=0.001, help="the FPIR to hold (0.001)")
+    p.add_argument(
+        "--gallery-size", type=count(2), default=None, metavar="N", help="persons enrolled"
+    )
+    norm_opt(p)
+    p.add_argument("--gallery", default="default", help="the gallery (default: default)")
+    p.add_argument("--upsample", type=count(0), default=1, metavar="N", help="HOG upsampling")
+    detector_opt(p)
+    _precision_opt(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_db(p)
+    p.set_defaults(func=_calibrate)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import json
+
+    from cnnkit.face import calibrate, calibrate_identification, load_encoder
+    from cnnkit.serve.replica import GalleryStore, ReplicaIndex
+
+    if args.purpose == "verification" and args.pairs is None:
+        raise CnnkitError("--pairs is required", hint="pass --pairs pairs.txt, or drop --for")
+    storage = _storage(args)
+    try:
+        store = GalleryStore(ReplicaIndex(storage), args.gallery)
+        options = {
+            "store": store,
+            "encoder": lambda: load_encoder(None, precision=args.precision),
+            "upsample": args.upsample,
+            "detector": args.detector,
+        }
+        if args.purpose == "verification":
+            cal = calibrate(args.pairs, args.images, **options)
+            out: dict[str, Any] = {"tau": cal.tau, "accuracy_kfold": cal.accuracy_kfold}
+            line = f"pair tau {cal.tau:.4f} (accuracy {cal.accuracy_kfold:.4f}, k-fold)"
+        else:
+            ident = calibrate_identification(
+                args.images,
+                fpir=args.fpir,
+                gallery_size=args.gallery_size,
+                norm=args.norm,
+                **options,
+            )
+            out = {
+                "tau_identification": ident.tau,
+                "fpir": ident.fpir,
+                "fnir": ident.fnir,
+                "gallery_size": ident.gallery_size,
+                "score": ident.norm,
+                **ident.evaluation.as_json(),
+            }
+            line = (
+                f"identification tau {ident.tau:.4f} ({ident.norm} scores, FPIR {ident.fpir:g}, "
+                f"FNIR {ident.fnir:.4f}, for {ident.gallery_size} persons)"
+            )
+        where = f"gallery {args.gallery!r} of {storage.describe()}"
+    finally:
+        storage.close()
+    if args.json:
+        print(json.dumps({**out, "gallery": args.gallery, "db": storage.describe()}))
+    else:
+        print(f"{line} stored in {where}")
     return 0
 
 

@@ -80,7 +80,8 @@ def identification_threshold(
         has_pair_tau = getattr(store, "tau", None) is not None
         return Threshold(tau, "pair" if has_pair_tau else "default")
     warning = None
-    size = len(store.persons())
+    count = getattr(store, "person_count", None)  # a store that counts without listing
+    size = int(count()) if callable(count) else len(store.persons())
     if ident.gallery_size and size > ident.gallery_size:
         warning = (
             f"the gallery has {size} persons, but its identification tau {ident.tau:.4f} was "

@@ -36,6 +36,7 @@ from cnnkit.face.store import Match, PersonStore
 if TYPE_CHECKING:
     from cnnkit.face.encoder import FaceEncoder
     from cnnkit.face.evaluate import Evaluation
+    from cnnkit.face.identification import Threshold
     from cnnkit.face.pairs import PairStats
 
 log = logging.getLogger(__name__)
@@ -257,17 +258,21 @@ def identify_image(
     encoder: FaceEncoder | Callable[[], FaceEncoder] | None = None,
     upsample: int = 1,
     detector: str = "hog",
+    threshold: Threshold | None = None,
 ) -> list[FaceMatch]:
     """1:K identification of every face in ``image`` (none: an empty list).
 
     tau is ``tolerance``, else the store's identification tau (``calibrate --for
     identification``), else its pair tau, else 0.6 (see :func:`identification_threshold`).
+    ``threshold``: one already chosen by :func:`identification_threshold` (a service that
+    reports it and warns once), used instead of ``tolerance``.
     """
     enc = _encoder(encoder)
     store.check_model(enc.model_id, enc.dim)
     from cnnkit.face.identification import identification_threshold
 
-    threshold = identification_threshold(store, tolerance)
+    if threshold is None:
+        threshold = identification_threshold(store, tolerance)
     found = find_faces(image, upsample, enc, store_pipeline(store), detector)
     if not found:
         return []

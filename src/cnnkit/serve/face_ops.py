@@ -8,15 +8,20 @@ gallery) becomes null; a face nobody matches within tau is named ``"unknown"``.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from typing import Any
 
 import numpy as np
 
+from cnnkit.face.identification import Threshold, identification_threshold
 from cnnkit.face.recognize import NoFaceError, SeveralFacesError
 from cnnkit.face.store import PersonStore
 from cnnkit.face.usecases import detect_faces, enroll, identify_image, verify_photo
 from cnnkit.serve.problems import ApiError
+
+log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]  # (top, right, bottom, left)
 
@@ -134,15 +139,21 @@ def identify(
     encoder: Any,
     detector: str = "hog",
 ) -> dict[str, Any]:
-    """1:K: every face of the photo, its name or "unknown", and the next-best candidates."""
+    """1:K: every face of the photo, its name or "unknown", and the next-best candidates.
+
+    The threshold is ``identify``'s (:func:`identification_threshold`): the gallery's
+    identification tau and its score when one is stored; the response says which was used.
+    """
+    threshold = identification_threshold(store, tolerance, log_warning=False)
+    warn_once(threshold, getattr(store, "gallery", None))
     found = identify_image(
         store,
         image,
-        tolerance=tolerance,
         k=k,
         upsample=upsample,
         encoder=lambda: encoder,
         detector=detector,
+        threshold=threshold,
     )
     faces = []
     for face in found:
@@ -153,6 +164,7 @@ def identify(
                 "box": box_json(face.box),
                 "name": face.name if face.name is not None else "unknown",
                 "distance": _distance(face.distance),
+                "score": None if face.score is None else _distance(face.score),
                 "candidates": [
                     {"name": m.name, "distance": _distance(m.distance)}
                     for m in rest
@@ -160,7 +172,34 @@ def identify(
                 ],
             }
         )
-    return {"faces": faces, "tau": float(store.tolerance(tolerance))}
+    return {"faces": faces, **threshold_json(threshold)}
+
+
+def threshold_json(threshold: Threshold) -> dict[str, Any]:
+    """Which tau identify applies, to what score, where it came from, and any warning."""
+    return {
+        "tau": float(threshold.tau),
+        "tau_source": threshold.source,  # given, identification, pair or default
+        "score": threshold.norm,  # none: the distance; tnorm: its T-norm
+        "warning": threshold.warning,
+    }
+
+
+_warned: set[tuple[str | None, float, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_once(threshold: Threshold, gallery: str | None) -> None:
+    """Log a threshold's warning (the gallery outgrew its identification tau) once per gallery
+    and calibration in this process, not on every request."""
+    if threshold.warning is None:
+        return
+    key = (gallery, threshold.tau, threshold.norm)
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    log.warning("gallery %r: %s", gallery, threshold.warning)
 
 
 def detect(image: np.ndarray, *, upsample: int, detector: str = "hog") -> dict[str, Any]:

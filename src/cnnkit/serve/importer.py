@@ -21,17 +21,11 @@ from cnnkit.errors import CnnkitError, DatabaseError
 from cnnkit.face.descriptors import DEFAULT_PIPELINE
 from cnnkit.face.gallery import Gallery, default_db_path
 from cnnkit.serve.storage import ImportCounts, ImportPerson, Storage, is_postgres_url
+from cnnkit.serve.storage.base import identification_meta
 
 #: The pipeline the service makes descriptors with (its person store records none, so the face
 #: use cases take the default: ``cnnkit.face.descriptors.store_pipeline``).
 SERVE_PIPELINE = DEFAULT_PIPELINE
-#: The face database's meta keys of the 1:N threshold (``cnnkit.face.gallery_meta``).
-_IDENTIFICATION_KEYS = (
-    "tau_identification",
-    "tau_identification_fpir",
-    "tau_identification_gallery",
-    "tau_identification_norm",
-)
 
 
 @dataclass(frozen=True)
@@ -112,10 +106,8 @@ def import_face_db(
                 )
             )
         defaults = {} if info.tau is None else {"tau": repr(float(info.tau))}
-        ident = info.identification
-        if ident is not None:  # the same text as Gallery.set_identification_tau writes
-            values = (repr(float(ident.tau)), repr(float(ident.fpir)), str(ident.gallery_size))
-            defaults.update(zip(_IDENTIFICATION_KEYS, (*values, ident.norm), strict=True))
+        if info.identification is not None:  # the same text as the face database holds
+            defaults.update(identification_meta(info.identification))
     counts = storage.import_persons(
         gallery,
         persons,

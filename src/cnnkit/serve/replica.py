@@ -21,10 +21,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnkit.errors import NotFoundError, ShapeError
+from cnnkit.errors import DatabaseError, NotFoundError, ShapeError
+from cnnkit.face.gallery_meta import IdentificationTau
 from cnnkit.face.index import IndexConfig, VectorIndex
 from cnnkit.face.store import Match, Person
-from cnnkit.serve.storage.base import META_CHANGED, PERSON_DELETED, ModelMismatch, Storage
+from cnnkit.serve.storage.base import (
+    META_CHANGED,
+    PERSON_DELETED,
+    ModelMismatch,
+    Storage,
+    read_identification,
+)
 
 #: Tolerance used when a gallery has no calibrated tau (dlib's published threshold).
 DEFAULT_TOLERANCE = 0.6
@@ -321,6 +328,48 @@ class GalleryStore:
             return float(tolerance)
         tau = self._index().meta.get("tau")
         return DEFAULT_TOLERANCE if tau is None else float(tau)
+
+    # -- calibration: what cnnkit.face.identification.identification_threshold reads ------
+    @property
+    def tau(self) -> float | None:
+        """The gallery's calibrated pair (verify) tau, or None."""
+        value = self._index().meta.get("tau")
+        return None if value is None else float(value)
+
+    @property
+    def identification_tau(self) -> IdentificationTau | None:
+        """The gallery's calibrated 1:N threshold (identify), or None."""
+        return read_identification(self._index().meta)
+
+    def person_count(self) -> int:
+        """Persons in the gallery, from this replica's index (no database round trip)."""
+        return len(self._index().names)
+
+    def set_identification_tau(
+        self,
+        tau: float,
+        fpir: float,
+        gallery_size: int,
+        *,
+        model_id: str | None = None,
+        dim: int | None = None,
+        pipeline: str | None = None,
+        norm: str = "none",
+    ) -> None:
+        """Store a 1:N threshold (``cnnkit.face.calibrate_identification`` calls this)."""
+        from cnnkit.serve.importer import SERVE_PIPELINE
+
+        if pipeline is not None and pipeline != SERVE_PIPELINE:
+            raise DatabaseError(
+                f"a tau for descriptors of pipeline {pipeline!r}, but cnnkit serve makes "
+                f"{SERVE_PIPELINE!r} ones",
+                hint="calibrate without --pipeline",
+            )
+        ident = IdentificationTau(float(tau), float(fpir), int(gallery_size), norm)
+        self.storage.set_identification_tau(
+            self.gallery, ident, model_id=model_id, dim=dim, actor=self.actor
+        )
+        self.replica.sync(force=True)
 
     def check_model(self, model_id: str, dim: int | None = None) -> None:
         meta = self._index().meta

@@ -56,8 +56,23 @@ class Info(BaseModel):
         None, description="the encoder arithmetic that runs: fp32, bf16 or int8 (auto resolved)"
     )
     precision_requested: str = Field(..., description="--precision: auto, fp32, bf16 or int8")
-    tau: float
+    tau: float = Field(..., description="the pair tau verify and enroll use")
     tau_calibrated: bool
+    tau_identification: float | None = Field(
+        None, description="the 1:N tau identify uses (None: not calibrated, identify uses tau)"
+    )
+    tau_identification_fpir: float | None = None
+    tau_identification_gallery_size: int | None = Field(
+        None, description="persons in the gallery the identification tau was calibrated on"
+    )
+    tau_identification_score: str | None = Field(
+        None, description="what the identification tau applies to: none (distance) or tnorm"
+    )
+    identify_tau: float = Field(..., description="the tau identify applies now")
+    identify_tau_source: str = Field(..., description="identification, pair or default")
+    warning: str | None = Field(
+        None, description="set when the gallery has outgrown its identification tau"
+    )
     persons: int
     descriptors: int
     storage: str

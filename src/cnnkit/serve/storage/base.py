@@ -7,7 +7,10 @@ collections; a key belongs to one gallery and sees only its persons):
 - ``photos``: the descriptor (d float32 values, little endian) of each enrolled photo, its file's
   sha256 and an optional source label. Never the image: faces are biometric data;
 - ``gallery_meta``: per gallery ``model_id`` and ``dim`` (the encoder that made its
-  descriptors, fixed at the first photo) and ``tau`` (the calibrated tolerance);
+  descriptors, fixed at the first photo), ``tau`` (the calibrated pair tolerance, for verify)
+  and the ``tau_identification*`` keys (the 1:N threshold for identify, the FPIR and gallery
+  size it was chosen for and its score; the same keys and text as ``cnnkit face``'s database,
+  :mod:`cnnkit.face.gallery_meta`);
 - ``api_keys``: id, sha256 of the secret (never the secret), role, gallery, created/revoked;
 - ``audit``: who (key id, never the key) did what (action) to which person, when; no images;
 - ``changes``: the **change feed**, ``(seq, gallery, kind, person_id)``, one row appended by
@@ -61,6 +64,7 @@ from typing import Literal
 import numpy as np
 
 from cnnkit.errors import CnnkitError, DatabaseError
+from cnnkit.face.gallery_meta import IdentificationTau
 
 Role = Literal["admin", "enroll", "query"]
 ROLES: tuple[str, ...] = ("admin", "enroll", "query")
@@ -72,6 +76,40 @@ PERSON_DELETED = "person_deleted"
 PHOTOS_ADDED = "photos_added"
 PHOTO_DELETED = "photo_deleted"
 META_CHANGED = "meta_changed"
+
+
+#: The gallery meta keys of the 1:N threshold (as in ``cnnkit face``'s database).
+IDENTIFICATION_KEYS = (
+    "tau_identification",
+    "tau_identification_fpir",
+    "tau_identification_gallery",
+    "tau_identification_norm",
+)
+
+
+def identification_meta(ident: IdentificationTau) -> dict[str, str]:
+    """The meta values of a 1:N threshold, as text (what ``Gallery.set_identification_tau``
+    writes); raises CnnkitError for a value that cannot be one."""
+    from cnnkit.face.openset import NORMS
+
+    if not np.isfinite(ident.tau) or ident.tau <= 0:
+        raise CnnkitError(f"tau must be a positive number, got {ident.tau}")
+    if not 0 < ident.fpir < 1:
+        raise CnnkitError(f"fpir must be in (0, 1), got {ident.fpir}")
+    if ident.gallery_size < 1:
+        raise CnnkitError(f"gallery_size must be at least 1, got {ident.gallery_size}")
+    if ident.norm not in NORMS:
+        raise CnnkitError(f"unknown score {ident.norm!r}", hint=f"use one of {', '.join(NORMS)}")
+    values = (repr(float(ident.tau)), repr(float(ident.fpir)), str(int(ident.gallery_size)))
+    return dict(zip(IDENTIFICATION_KEYS, (*values, ident.norm), strict=True))
+
+
+def read_identification(meta: dict[str, str]) -> IdentificationTau | None:
+    """The 1:N threshold of a gallery's meta, or None when not calibrated."""
+    tau, fpir, size, norm = (meta.get(k) for k in IDENTIFICATION_KEYS)
+    if tau is None:
+        return None
+    return IdentificationTau(float(tau), float(fpir or "nan"), int(size or 0), norm or "none")
 
 
 class Conflict(CnnkitError):
@@ -290,6 +328,19 @@ class Storage(ABC):
 
     @abstractmethod
     def set_tau(self, gallery: str, tau: float, *, actor: int | None = None) -> None: ...
+
+    @abstractmethod
+    def set_identification_tau(
+        self,
+        gallery: str,
+        ident: IdentificationTau,
+        *,
+        model_id: str | None = None,
+        dim: int | None = None,
+        actor: int | None = None,
+    ) -> None:
+        """Store a 1:N threshold (``cnnkit serve calibrate --for identification``); with
+        ``model_id``, the gallery must be of that encoder (an empty one becomes so)."""
 
     @abstractmethod
     def counts(self, gallery: str) -> tuple[int, int]:

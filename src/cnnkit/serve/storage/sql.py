@@ -18,8 +18,8 @@ import numpy as np
 
 from cnnkit.errors import CnnkitError, NotFoundError, ShapeError
 from cnnkit.face.gallery import check_name
+from cnnkit.face.gallery_meta import IdentificationTau
 from cnnkit.serve.storage.base import (
-    META_CHANGED,
     PERSON_CREATED,
     PERSON_DELETED,
     PERSON_RENAMED,
@@ -37,8 +37,10 @@ from cnnkit.serve.storage.base import (
     PersonRow,
     PhotoRow,
     Storage,
+    identification_meta,
     now,
 )
+from cnnkit.serve.storage.transfer import import_persons, set_meta
 
 SCHEMA_VERSION = "1"
 KEY_PREFIX = "cnk_"
@@ -382,8 +384,6 @@ class SQLStorage(Storage):
     def import_persons(
         self, gallery: str, persons: Sequence[ImportPerson], **options: Any
     ) -> ImportCounts:
-        from cnnkit.serve.storage.transfer import import_persons
-
         return import_persons(self, gallery, persons, **options)
 
     def total_persons(self) -> int:
@@ -402,15 +402,19 @@ class SQLStorage(Storage):
     def set_tau(self, gallery: str, tau: float, *, actor: int | None = None) -> None:
         if not np.isfinite(tau) or tau <= 0:
             raise CnnkitError(f"tau must be a positive number, got {tau}")
-        with self._write() as tx:
-            gid = self._gallery_id(tx, gallery)
-            tx.execute("DELETE FROM gallery_meta WHERE gallery_id = ? AND key = 'tau'", (gid,))
-            tx.execute(
-                "INSERT INTO gallery_meta(gallery_id, key, value) VALUES (?, 'tau', ?)",
-                (gid, repr(float(tau))),
-            )
-            tx.change(gid, META_CHANGED, None)
-            tx.audit(gid, "gallery.tau", actor, None, repr(float(tau)))
+        set_meta(self, gallery, {"tau": repr(float(tau))}, "gallery.tau", actor)
+
+    def set_identification_tau(
+        self,
+        gallery: str,
+        ident: IdentificationTau,
+        *,
+        model_id: str | None = None,
+        dim: int | None = None,
+        actor: int | None = None,
+    ) -> None:
+        values = identification_meta(ident)
+        set_meta(self, gallery, values, "gallery.tau_identification", actor, model_id, dim)
 
     def counts(self, gallery: str) -> tuple[int, int]:
         ((persons, photos),) = self._read(

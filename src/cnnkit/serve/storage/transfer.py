@@ -1,4 +1,5 @@
-"""Copying persons into a gallery in one transaction (``cnnkit serve import``).
+"""Copying persons into a gallery in one transaction (``cnnkit serve import``), and writing a
+gallery's meta (the calibrated taus).
 
 :meth:`SQLStorage.import_persons` delegates here. The rules (see ``Storage.import_persons``):
 every check runs before the first insert and the whole copy is one write transaction, so a
@@ -161,3 +162,28 @@ def _set_missing_meta(
         tx.change(gid, META_CHANGED, None)
         tx.audit(gid, "gallery.meta", actor, None, f"{', '.join(missing)} {label}")
     return missing
+
+
+def set_meta(
+    storage: SQLStorage,
+    gallery: str,
+    values: dict[str, str],
+    action: str,
+    actor: int | None,
+    model_id: str | None = None,
+    dim: int | None = None,
+) -> None:
+    """Replace the gallery's meta ``values`` in one audited write; with ``model_id`` and
+    ``dim``, the gallery must be of that encoder (an empty one becomes so)."""
+    with storage._write() as tx:
+        gid = storage._gallery_id(tx, gallery)
+        if model_id is not None and dim is not None:
+            storage._check_model(tx, gid, model_id, dim)
+        for key, value in values.items():
+            tx.execute("DELETE FROM gallery_meta WHERE gallery_id = ? AND key = ?", (gid, key))
+            tx.execute(
+                "INSERT INTO gallery_meta(gallery_id, key, value) VALUES (?, ?, ?)",
+                (gid, key, value),
+            )
+        tx.change(gid, META_CHANGED, None)
+        tx.audit(gid, action, actor, None, ", ".join(f"{k}={v}" for k, v in values.items()))
