@@ -96,7 +96,7 @@ def model_opts(p: argparse.ArgumentParser, tolerance: bool = True) -> None:
 def detector_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--detector",
-        choices=("hog", "cnn", "auto"),
+        choices=("hog", "cnn", "hog+cnn", "auto"),
         default="hog",
         help="face detector: hog (dlib's HOG, fast, frontal faces), cnn (dlib's MMOD CNN: "
         "turned, small and poorly lit faces, ~10x slower on a CPU), or auto: cnn on a GPU or "
