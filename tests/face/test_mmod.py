@@ -208,6 +208,7 @@ def test_the_use_cases_take_the_detector(tmp_path):
     Image.fromarray(image).save(path)
     cnn = detect_with(image, 0, "cnn").boxes
     assert detect_faces(path, 0, detector="cnn") == cnn and len(cnn) == 1
-    assert detect_faces(path, 0) == detect(image, 0)  # HOG stays the default
+    assert detect_faces(path, 0, detector="hog") == detect(image, 0)
+    assert detect_faces(path, 0) == cnn  # the default, auto: the CNN on a small image
     found = detect_and_align(path, 0, detector="cnn")
     assert found.boxes == cnn and found.chips.shape == (1, 150, 150, 3)
