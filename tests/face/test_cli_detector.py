@@ -1,4 +1,4 @@
-"""`cnnkit face ... --detector hog|cnn|auto --precision auto|fp32|bf16|int8` end to end.
+"""`cnnkit face ... --detector hog|cnn|hog+cnn|auto --precision auto|fp32|bf16|int8` end to end.
 
 The photo is the shipped Grace Hopper face turned by 50 degrees: HOG misses it, the CNN finds it.
 """
@@ -35,12 +35,14 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_detect_with_each_detector(turned, capsys):
-    code, out, err = run(capsys, "detect", str(turned), *UP)
+    code, out, err = run(capsys, "detect", str(turned), *UP, "--detector", "hog")
     assert code == 0 and out.strip() == "file,top,right,bottom,left" and "no face found" in err
-    code, out, _ = run(capsys, "detect", str(turned), *UP, "--detector", "cnn")
     image = np.asarray(Image.open(turned).convert("RGB"))
     want = [f"{turned},{','.join(map(str, b))}" for b in detect_with(image, 0, "cnn").boxes]
-    assert code == 0 and out.strip().splitlines()[1:] == want and len(want) == 1
+    assert len(want) == 1
+    for choice in (["--detector", "cnn"], ["--detector", "hog+cnn"], []):  # [] = auto: the CNN
+        code, out, _ = run(capsys, "detect", str(turned), *UP, *choice)
+        assert code == 0 and out.strip().splitlines()[1:] == want, choice
 
 
 def test_auto_says_which_detector_it_used(turned, capsys, caplog):
@@ -52,7 +54,7 @@ def test_auto_says_which_detector_it_used(turned, capsys, caplog):
 
 def test_enroll_and_verify_with_the_cnn_and_auto_precision(turned, tmp_path, capsys, caplog):
     db = str(tmp_path / "faces.sqlite3")
-    code, _, err = run(capsys, "enroll", "Grace", str(turned), "--db", db, *UP)
+    code, _, err = run(capsys, "enroll", "Grace", str(turned), "--db", db, *UP, "--detector", "hog")
     assert code == 2 and "no face" in err  # HOG misses the turned face
     with caplog.at_level(logging.INFO, logger="cnnkit.face.precision"):
         code, out, _ = run(

@@ -49,8 +49,10 @@ def test_legacy_database_keeps_its_pipeline(tmp_path: Path, photos) -> None:
     with face.Gallery(tmp_path / "old.sqlite3") as db:
         db.add("Grace", old[None], model_id=enc.model_id)  # no pipeline: an old database
         assert db.pipeline == "dlib" and db.info().pipeline_recorded is False
+        v = face.verify_photo(db, photos["grace"], "Grace", encoder=enc, upsample=0, detector="hog")
+        assert v.distance < 1e-5  # the query was made the old way too (HOG's box)
         v = face.verify_photo(db, photos["grace"], "Grace", encoder=enc, upsample=0)
-        assert v.distance < 1e-5  # the query was made the old way too
+        assert v.match and 1e-5 < v.distance < 0.15  # the default detector's box: close
         report = face.enroll(db, "Grace", [photos["grace_rot"]], encoder=enc, upsample=0)
         assert report.added == 1 and db.pipeline == "dlib"
         with pytest.raises(DatabaseError, match="re-enroll"):
@@ -58,7 +60,9 @@ def test_legacy_database_keeps_its_pipeline(tmp_path: Path, photos) -> None:
         with pytest.raises(DatabaseError, match="new --db"):  # before any image work
             face.enroll(db, "Ada", [photos["astro"]], encoder=enc, pipeline="subpixel+flip")
     with face.Gallery(tmp_path / "chosen.sqlite3") as db:  # a new database, dlib's pipeline
-        face.enroll(db, "Grace", [photos["grace"]], encoder=enc, upsample=0, pipeline="dlib")
+        face.enroll(
+            db, "Grace", [photos["grace"]], encoder=enc, upsample=0, pipeline="dlib", detector="hog"
+        )
         assert db.pipeline == "dlib" and db.info().pipeline_recorded
         np.testing.assert_allclose(db.vectors_of("Grace")[0], old, atol=1e-6)
     with face.Gallery(tmp_path / "new.sqlite3") as db:

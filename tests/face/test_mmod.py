@@ -171,8 +171,22 @@ def test_auto_picks_by_size_and_device():
     assert 150 * 150 * 4 <= CNN_AUTO_MAX_PIXELS < 2000 * 2000
     assert resolve_detector("auto", big, 1) == ("cnn" if torch.cuda.is_available() else "hog")
     assert resolve_detector("hog", small, 1) == "hog"
-    with pytest.raises(ValueError, match="hog, cnn, auto"):
+    assert resolve_detector("hog+cnn", small, 1) == "hog+cnn"
+    with pytest.raises(ValueError, match=r"hog, cnn, hog\+cnn, auto"):
         resolve_detector("yolo", small, 1)
+
+
+def test_hog_then_cnn_runs_the_cnn_only_where_hog_finds_nothing():
+    frontal, _ = IMAGES["grace_level1"]
+    hog = detect_with(frontal, 0, "hog")
+    assert hog.boxes and detect_with(frontal, 0, "hog+cnn") == hog  # HOG's boxes, named hog
+    assert detect_with(frontal, 0, "cnn").boxes != hog.boxes  # (the CNN's would differ)
+    g = grace().crop((120, 80, 420, 380))
+    tilted = np.asarray(g.rotate(50, resample=Image.Resampling.BILINEAR).resize((180, 180)))
+    assert detect(tilted, 0) == []  # HOG misses a face tilted 50 degrees; the CNN finds it
+    cnn = detect_with(tilted, 0, "cnn")
+    assert len(cnn.boxes) == 1 and detect_with(tilted, 0, "hog+cnn") == cnn
+    assert detect(tilted, 0, detector="hog+cnn") == cnn.boxes
 
 
 def test_auto_reports_what_it_ran(caplog):
@@ -194,6 +208,7 @@ def test_the_use_cases_take_the_detector(tmp_path):
     Image.fromarray(image).save(path)
     cnn = detect_with(image, 0, "cnn").boxes
     assert detect_faces(path, 0, detector="cnn") == cnn and len(cnn) == 1
-    assert detect_faces(path, 0) == detect(image, 0)  # HOG stays the default
+    assert detect_faces(path, 0, detector="hog") == detect(image, 0)
+    assert detect_faces(path, 0) == cnn  # the default, auto: the CNN on a small image
     found = detect_and_align(path, 0, detector="cnn")
     assert found.boxes == cnn and found.chips.shape == (1, 150, 150, 3)

@@ -118,7 +118,9 @@ def test_enroll_report_verify_identify(tmp_path: Path, photos, encoder) -> None:
         # The database records the default pipeline (sub-pixel landmarks + flip), and
         # queries use it.
         assert db.pipeline == face.DEFAULT_PIPELINE == "subpixel+flip"
-        query = face.faces(face.load_image(photos["grace_rot"]), 0, encoder, 1, flip=True)
+        query = face.faces(  # and the default detector (auto: the CNN on these small photos)
+            face.load_image(photos["grace_rot"]), 0, encoder, 1, flip=True, detector="auto"
+        )
         assert v.distance == pytest.approx(db.distance_to(query[0].embedding, "Grace"))
         v = face.verify_photo(db, photos["two"], "Ada", encoder=encoder, upsample=0, tolerance=0.3)
         assert v.faces == reasons[1][0] and v.tau == 0.3

@@ -76,7 +76,8 @@ def detect(image: np.ndarray, upsample: int = 1, detector: str = "hog") -> list[
         upsample: how many times to double the image first; 1 finds faces down to about
             40x40 px (0: 80x80), at 4x the time per step.
         detector: ``"hog"``; ``"cnn"`` for dlib's MMOD CNN (:mod:`cnnkit.face.mmod`: finds
-            turned, small and poorly lit faces, ~10x HOG's cost on a CPU); ``"auto"`` for the
+            turned, small and poorly lit faces, ~10x HOG's cost on a CPU); ``"hog+cnn"`` for
+            the CNN only where HOG finds nothing; ``"auto"`` for the
             CNN on a GPU or on small images (:mod:`cnnkit.face.detectors` says which ran).
 
     Returns:

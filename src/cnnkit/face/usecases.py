@@ -30,6 +30,7 @@ import numpy as np
 from cnnkit.errors import NotFoundError
 from cnnkit.face.descriptors import store_pipeline
 from cnnkit.face.detection import Box
+from cnnkit.face.detectors import DEFAULT_DETECTOR
 from cnnkit.face.recognize import find_faces, load, pick_face
 from cnnkit.face.store import Match, PersonStore
 
@@ -97,7 +98,7 @@ def enroll(
     largest: bool = False,
     strict: bool = True,
     upsample: int = 1,
-    detector: str = "hog",
+    detector: str = DEFAULT_DETECTOR,
     tolerance: float | None = None,
     sources: Sequence[str | None] | None = None,
     sha256s: Sequence[str | None] | None = None,
@@ -221,7 +222,7 @@ def verify_photo(
     tolerance: float | None = None,
     encoder: FaceEncoder | Callable[[], FaceEncoder] | None = None,
     upsample: int = 1,
-    detector: str = "hog",
+    detector: str = DEFAULT_DETECTOR,
 ) -> Verification:
     """1:1 verification of the largest face in ``image`` against ``name``.
 
@@ -257,7 +258,7 @@ def identify_image(
     k: int = 3,
     encoder: FaceEncoder | Callable[[], FaceEncoder] | None = None,
     upsample: int = 1,
-    detector: str = "hog",
+    detector: str = DEFAULT_DETECTOR,
     threshold: Threshold | None = None,
 ) -> list[FaceMatch]:
     """1:K identification of every face in ``image`` (none: an empty list).
@@ -285,9 +286,11 @@ def identify_image(
     return out
 
 
-def detect_faces(image: ImageInput, upsample: int = 1, detector: str = "hog") -> list[Box]:
+def detect_faces(
+    image: ImageInput, upsample: int = 1, detector: str = DEFAULT_DETECTOR
+) -> list[Box]:
     """The (top, right, bottom, left) boxes of the faces in an image, most confident first
-    (``detector``: hog, cnn or auto; see :func:`cnnkit.face.detect`)."""
+    (``detector``: hog, cnn, hog+cnn or auto; see :func:`cnnkit.face.detect`)."""
     from cnnkit.face.detection import detect
 
     return detect(load(image), upsample, detector)
@@ -321,7 +324,7 @@ def pair_distances(
     upsample: int = 1,
     flip: bool = False,
     pipeline: str | None = None,
-    detector: str = "hog",
+    detector: str = DEFAULT_DETECTOR,
 ) -> PairDistances:
     """Distances of an LFW-format pairs file (policy: :func:`cnnkit.face.pairs.pair_embedder`),
     descriptors made with ``pipeline`` (None: the default), flip-averaged also when ``flip``."""
@@ -377,7 +380,7 @@ def calibrate(
     upsample: int = 1,
     flip: bool = False,
     pipeline: str | None = None,
-    detector: str = "hog",
+    detector: str = DEFAULT_DETECTOR,
 ) -> Calibration:
     """Choose tau on labelled pairs (k-fold protocol); with ``store``, store it there.
 
@@ -424,7 +427,7 @@ def evaluate_pairs(
     flip: bool = False,
     roc: str | Path | None = None,
     pipeline: str | None = None,
-    detector: str = "hog",
+    detector: str = DEFAULT_DETECTOR,
 ) -> Evaluation:
     """Verification accuracy on labelled pairs at ``tau``, k-fold, ROC AUC, TAR@FAR=1e-3;
     with ``roc``, the ROC curve is saved there as a PNG."""

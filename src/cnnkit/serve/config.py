@@ -6,6 +6,8 @@ import json
 import os
 from dataclasses import asdict, dataclass, fields
 
+from cnnkit.face.detectors import DEFAULT_DETECTOR
+
 #: Environment variable that carries the config to uvicorn's worker processes (--workers N).
 CONFIG_ENV = "CNNKIT_SERVE_CONFIG"
 
@@ -28,7 +30,7 @@ class ServeConfig:
     batch_wait_ms: float = 5.0  # ... or what arrived within this many ms of the first
     queue_size: int = 256  # chips waiting for the encoder; more -> 503 + Retry-After
     sync_interval: float = 0.2  # seconds between two reads of the change feed
-    detector: str = "hog"  # face detector: hog, cnn or auto (see cnnkit.face.detect)
+    detector: str = DEFAULT_DETECTOR  # hog, cnn, hog+cnn or auto (cnnkit.face.detectors)
     precision: str = "fp32"  # encoder arithmetic: auto, fp32, bf16 or int8 (cnnkit.face.precision)
     load_models: bool = True  # load the face models at start-up (readiness waits for it)
     session_token: str | None = None  # one-time token of the printed URL (browser sign-in)

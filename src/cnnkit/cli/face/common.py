@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cnnkit.errors import shorten
+from cnnkit.face.detectors import DEFAULT_DETECTOR, DETECTORS
 
 
 def count(minimum: int):
@@ -96,11 +97,12 @@ def model_opts(p: argparse.ArgumentParser, tolerance: bool = True) -> None:
 def detector_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--detector",
-        choices=("hog", "cnn", "auto"),
-        default="hog",
+        choices=DETECTORS,
+        default=DEFAULT_DETECTOR,
         help="face detector: hog (dlib's HOG, fast, frontal faces), cnn (dlib's MMOD CNN: "
-        "turned, small and poorly lit faces, ~10x slower on a CPU), or auto: cnn on a GPU or "
-        "a small image, else hog; it says which it used (default: hog)",
+        "turned, small and poorly lit faces, ~5-10x slower on a CPU), hog+cnn (cnn only where "
+        "hog finds nothing), or auto: cnn on a GPU or an image of at most 1 Mpixel after "
+        f"upsampling, else hog; it says which it used (default: {DEFAULT_DETECTOR})",
     )
 
 
