@@ -174,10 +174,14 @@ def page(browser):
 
 
 def wait_for(driver, condition, timeout: float = 30.0, what: str = ""):
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    ignored = (NoSuchElementException, StaleElementReferenceException)  # the page redraws
+    # The page redraws or reloads (sign-out reloads it) while a condition reads an element:
+    # besides NoSuchElement and StaleElementReference (both WebDriverExceptions), Chromium then
+    # answers "Node with given id does not belong to the document". Keep polling; a condition
+    # that never holds still fails at the timeout.
+    ignored = (WebDriverException,)
     wait = WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=ignored)
     return wait.until(condition, what)
 
