@@ -88,3 +88,14 @@ def identify_ms(
     photos = 4
     recall = float(np.mean(np.array(found) // photos == exact[:, 0] // photos))
     return ms, recall
+
+
+if __name__ == "__main__":
+    # Standalone: query time and recall at K = 1e4 (exact matmul) and 1e5 (faiss IVF above the
+    # exact threshold), one thread. bench/face.py imports this module for its 1:1e6 figure.
+    ms_1e4 = identify_ms(10_000)
+    ms_1e5, recall_1e5 = identify_ms(100_000, return_recall=True)
+    print(
+        f"RESULT identify_ms_1e4={ms_1e4:.3f} identify_ms_1e5={ms_1e5:.3f}"
+        f" recall_1e5={recall_1e5:.3f}"
+    )
