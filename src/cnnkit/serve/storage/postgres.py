@@ -210,18 +210,9 @@ class PostgresStorage(SQLStorage):
                         hint="create an empty database for cnnkit: createdb cnnkit",
                     )
                 if not found[0]:
-                    for statement in self.SCHEMA.split(";"):
-                        if statement.strip():
-                            con.execute(statement)
+                    self._run_script(con, self.SCHEMA)
                     self._create_trigger(con)
-                con.execute(
-                    "INSERT INTO schema_info(key, value) VALUES ('version', %s)"
-                    " ON CONFLICT (key) DO NOTHING",
-                    (SCHEMA_VERSION,),
-                )
-                (version,) = con.execute(
-                    "SELECT value FROM schema_info WHERE key = 'version'"
-                ).fetchone()
+                version = self._schema_version(con)
                 con.execute("COMMIT")
             except BaseException:
                 self._rollback(con)
@@ -236,9 +227,7 @@ class PostgresStorage(SQLStorage):
         # The function body holds ';': split the statements only after it.
         function, _, rest = self.FEED_TRIGGER.partition("END $$;")
         con.execute(function + "END $$")
-        for statement in rest.split(";"):
-            if statement.strip():
-                con.execute(statement)
+        self._run_script(con, rest)
 
     def ping(self) -> None:
         self._read("SELECT 1")

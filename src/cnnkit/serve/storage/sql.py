@@ -116,6 +116,26 @@ class SQLStorage(Storage):
     def _sql(self, text: str) -> str:
         return text
 
+    @staticmethod
+    def _run_script(con: Any, script: str) -> None:
+        """Execute the ``;``-separated statements of ``script`` one by one."""
+        for statement in script.split(";"):
+            if statement.strip():
+                con.execute(statement)
+
+    def _schema_version(self, con: Any) -> str:
+        """Record :data:`SCHEMA_VERSION` in a new database (inside the caller's transaction) and
+        return the version the database holds."""
+        con.execute(
+            self._sql(
+                "INSERT INTO schema_info(key, value) VALUES ('version', ?)"
+                " ON CONFLICT (key) DO NOTHING"
+            ),
+            (SCHEMA_VERSION,),
+        )
+        (version,) = con.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()
+        return str(version)
+
     @abstractmethod
     def _translate(self) -> contextlib.AbstractContextManager[None]: ...
 

@@ -160,16 +160,8 @@ class SQLiteStorage(SQLStorage):
                 con.execute("PRAGMA journal_mode = WAL")
             con.execute("BEGIN IMMEDIATE")
             try:
-                for statement in self.SCHEMA.split(";"):
-                    if statement.strip():
-                        con.execute(statement)
-                con.execute(
-                    "INSERT OR IGNORE INTO schema_info(key, value) VALUES ('version', ?)",
-                    (SCHEMA_VERSION,),
-                )
-                (version,) = con.execute(
-                    "SELECT value FROM schema_info WHERE key = 'version'"
-                ).fetchone()
+                self._run_script(con, self.SCHEMA)
+                version = self._schema_version(con)
                 con.execute("COMMIT")
             except BaseException:
                 self._rollback(con)
