@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
-import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -51,12 +50,9 @@ DEFAULT_TIMEOUT = 10.0
 
 def default_db_path() -> Path:
     """``$CNNKIT_FACE_DB`` if set, else ``faces.sqlite3`` in the user data dir (platformdirs)."""
-    env = os.environ.get("CNNKIT_FACE_DB")
-    if env:
-        return Path(env)
-    import platformdirs
+    from cnnkit.io.paths import user_data_file
 
-    return Path(platformdirs.user_data_dir("cnnkit")) / "faces.sqlite3"
+    return user_data_file("faces.sqlite3", "CNNKIT_FACE_DB")
 
 
 def _now() -> str:

@@ -9,13 +9,13 @@ the file safely: WAL lets readers run beside the one writer, and a writer waits 
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from cnnkit.errors import DatabaseError
+from cnnkit.io.paths import user_data_file
 from cnnkit.serve.storage.base import Conflict
 from cnnkit.serve.storage.sql import SCHEMA_VERSION, SQLStorage
 
@@ -25,12 +25,7 @@ DEFAULT_TIMEOUT = 10.0
 
 def default_serve_db() -> Path:
     """``$CNNKIT_SERVE_DB`` if set, else ``serve.sqlite3`` in the user data dir (platformdirs)."""
-    env = os.environ.get("CNNKIT_SERVE_DB")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("cnnkit")) / "serve.sqlite3"
+    return user_data_file("serve.sqlite3", "CNNKIT_SERVE_DB")
 
 
 class SQLiteStorage(SQLStorage):
