@@ -41,6 +41,19 @@ def test_exact_search_matches_brute_force(rng: np.random.Generator) -> None:
     assert index.search(q, k=1000)[1].shape == (7, 300)  # k clipped to K
 
 
+def test_distances_are_exact_near_zero(rng: np.random.Generator) -> None:
+    # Large-norm vectors: the matmul expansion alone loses ~1e-2 at distance 0 in float32.
+    x = (rng.normal(size=(500, 128)) * 10 + 30).astype(np.float32)
+    q = x[[3, 99, 499]] + np.float32(1e-4)
+    for config in (IndexConfig(), IndexConfig(exact_max=10, nprobe=64)):
+        dist, idx = VectorIndex(x, config).search(q, k=3)
+        np.testing.assert_array_equal(idx[:, 0], [3, 99, 499])
+        np.testing.assert_allclose(dist[:, 0], np.sqrt(128) * 1e-4, rtol=0.05)
+        brute = np.linalg.norm(q[:, None, :].astype(np.float64) - x[idx], axis=2)
+        np.testing.assert_allclose(dist, brute, rtol=1e-5)
+        assert (np.diff(dist, axis=1) >= 0).all()
+
+
 def test_bad_shapes(rng) -> None:
     with pytest.raises(ShapeError, match=r"\(K, d\)"):
         VectorIndex(np.zeros(5, np.float32))
