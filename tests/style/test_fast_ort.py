@@ -155,3 +155,20 @@ def test_quant_option_is_checked() -> None:
     with pytest.raises(CnnkitError, match="fp32"):
         FastStylizer("bf16", quant="ort")
     assert FastStylizer("auto", quant="ort").precision == "fp32"
+
+
+def test_emulated_style_vectors_equal_onnxruntime() -> None:
+    """The predictor on every shipped sample (grayscale and textures too): the same int8 style
+    vector as onnxruntime's default session, entry for entry."""
+    from cnnkit.io import sample_path
+    from cnnkit.io.samples import SAMPLE_NAMES
+    from cnnkit.style.fast_check import _nchw, native_inputs, session
+
+    pred, _ = FastStylizer("fp32", quant="ort").net("predict")
+    ref_sess = session(model_file("predict"))
+    for name in SAMPLE_NAMES:
+        _, style = native_inputs(sample_path(name), sample_path(name))
+        ref = ref_sess.run(None, {ref_sess.get_inputs()[0].name: style[None]})[0].reshape(1, -1)
+        with torch.no_grad():
+            ours = pred(_nchw(style)).numpy()
+        assert np.array_equal(ours, ref), name
