@@ -121,6 +121,8 @@ def bench_shape(
     )
     if cache.tile:
         path = f"winograd F({cache.tile},3)"
+    elif cache.polyphase:
+        path = "polyphase F(2,2)"
     else:
         path = "direct " + ("im2col" if cache.plan.im2col else "offsets")
     return r, path

@@ -30,7 +30,7 @@ How it is computed, without a Python loop over pixels (layout in :mod:`cnnkit.co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -45,8 +45,10 @@ from cnnkit.conv.plan import (
     nchw_to_wide,
     scratch,
     to_phases,
+    use_polyphase,
     wide_to_nchw,
 )
+from cnnkit.conv.polyphase import conv2d_polyphase
 from cnnkit.conv.shapes import IntPair, Pad4, Padding, check_ndim, pair
 from cnnkit.conv.winograd import conv2d_winograd, conv2d_winograd_grad_weight
 from cnnkit.errors import ShapeError
@@ -98,6 +100,7 @@ class ConvCache:
     x: np.ndarray | None = None  # the input itself (not a copy), for the Winograd backward
     tile: int = 0  # m of the Winograd F(m x m, 3 x 3) forward, 0 for the direct paths
     wino_v: list[np.ndarray] | None = None  # the forward's transformed input V, per chunk
+    polyphase: bool = False  # the forward took the stride-2 row-phase path (backward: im2col)
 
 
 def _w_offsets(weight: np.ndarray) -> np.ndarray:
@@ -168,6 +171,9 @@ def conv2d_forward(
         keep: list[np.ndarray] | None = [] if plan.c_out >= WINOGRAD_KEEP_V_FROM else None
         out = conv2d_winograd(x, weight, bias, plan.pad4, tile, keep)
         return out, ConvCache(None, None, None, weight, plan, bias is not None, x, tile, keep)
+    if use_polyphase(plan, dt, algorithm):
+        out = conv2d_polyphase(x, weight, bias, plan)
+        return out, ConvCache(None, None, None, weight, plan, bias is not None, x, polyphase=True)
     out, cache = (_forward_im2col if plan.im2col else _forward_offsets)(x, weight, bias, plan)
     cache.x = x
     return out, cache
@@ -308,7 +314,9 @@ def conv2d_backward(
     tile = cache.tile if algorithm == "auto" else choose_algorithm(plan, dt, algorithm)
     if tile:
         return _backward_winograd(dout, cache, tile)
-    if cache.tile:  # the forward took Winograd: build the direct path's cache from x
+    if cache.polyphase:
+        cache = _direct_cache(cache)
+    elif cache.tile:  # the forward took Winograd: build the direct path's cache from x
         assert cache.x is not None
         b0 = np.zeros(plan.c_out, dtype=dt) if cache.has_bias else None
         b_fwd = (_forward_im2col if plan.im2col else _forward_offsets)(cache.x, wt, b0, plan)
@@ -352,13 +360,11 @@ def _backward_im2col(dout: np.ndarray, cache: ConvCache):
         gemm(False, True, mc, k, o, dm, 0, mc, wm, 0, k, 0.0, dcols, 0, mc)
         col2im(dcols, slice(None), n)
     else:
-        xp = cache.xp
-        assert xp is not None
         dm = np.ascontiguousarray(dout)
         buf = _cols_buffer(plan, 1, cache.has_bias, wt.dtype)
         dcols = np.empty((k, hw), dtype=wt.dtype)
         for i in range(n):
-            _fill_cols(buf, xp[i : i + 1], plan)
+            _fill_cols(buf, _padded_image(cache, i), plan)
             beta = 0.0 if i == 0 else 1.0
             gemm(True, False, kk, o, hw, buf, 0, hw, dm, i * o * hw, hw, beta, dwm, 0, kk)
             gemm(False, True, hw, k, o, dm, i * o * hw, hw, wm, 0, k, 0.0, dcols, 0, hw)
@@ -367,6 +373,35 @@ def _backward_im2col(dout: np.ndarray, cache: ConvCache):
     dw = np.ascontiguousarray(dwm[:, :k].reshape(o, fh, fw, c).transpose(0, 3, 1, 2))
     db = dwm[:, k].copy() if cache.has_bias else None
     return dx, dw, db
+
+
+def _direct_cache(cache: ConvCache) -> ConvCache:
+    """The direct backward's cache for a polyphase forward, which kept only x: im2col goes image
+    by image (padding each image itself, no cols of the whole batch to rebuild), "offsets" gets
+    the phase layout Z of x."""
+    plan, x = cache.plan, cache.x
+    assert x is not None
+    if plan.im2col:
+        plan = replace(plan, merged=False)
+        return ConvCache(None, None, None, cache.weight, plan, cache.has_bias, x)
+    return ConvCache(to_phases(x, plan), None, None, cache.weight, plan, cache.has_bias, x)
+
+
+def _padded_image(cache: ConvCache, i: int) -> np.ndarray:
+    """x_pad[i : i + 1]: a view of the cache's padded x, or image i padded into a scratch buffer
+    (the forward of the polyphase path keeps x itself)."""
+    if cache.xp is not None:
+        return cache.xp[i : i + 1]
+    assert cache.x is not None
+    plan = cache.plan
+    top, bottom, left, right = plan.pad4
+    xi = scratch("xp1", (1, plan.c_in, plan.h + top + bottom, plan.w + left + right), cache.x.dtype)
+    xi[:, :, :top] = 0
+    xi[:, :, top + plan.h :] = 0
+    xi[:, :, top : top + plan.h, :left] = 0
+    xi[:, :, top : top + plan.h, left + plan.w :] = 0
+    xi[:, :, top : top + plan.h, left : left + plan.w] = cache.x[i : i + 1]
+    return xi
 
 
 def _backward_winograd(dout: np.ndarray, cache: ConvCache, m: int):

@@ -274,7 +274,11 @@ F4_FROM = 16
 WINOGRAD_KEEP_V_FROM = 128
 #: float64 keeps the exact direct path under "auto" (it is the precise mode); "winograd" forces.
 WINOGRAD_DTYPES = (np.dtype(np.float32),)
-ALGORITHMS = ("auto", "direct", "winograd", "winograd2", "winograd4", "winograd6")
+ALGORITHMS = ("auto", "direct", "winograd", "winograd2", "winograd4", "winograd6", "polyphase")
+# Stride-2 3x3 layers (cnnkit.conv.polyphase: row phases + F(2, 2), 0.83 of the direct
+# multiplies, no extra rounding to speak of): taken under "auto" in float32 from this many
+# channels in and out (64x56x56 -> 128: forward ~0.85x the direct im2col path's time).
+POLYPHASE_MIN_CHANNELS = 32
 
 
 def winograd_tile(out_h: int, out_w: int) -> int:
@@ -299,7 +303,7 @@ def choose_algorithm(plan: ConvPlan, dtype: np.dtype, algorithm: str) -> int:
             hint="'auto' picks the fastest measured path",
         )
     eligible = plan.kernel == (3, 3) and plan.stride == (1, 1) and max(plan.pad4) <= 2
-    if algorithm == "direct":
+    if algorithm in ("direct", "polyphase"):
         return 0
     if algorithm.startswith("winograd"):
         if not eligible:
@@ -317,3 +321,26 @@ def choose_algorithm(plan: ConvPlan, dtype: np.dtype, algorithm: str) -> int:
     ):
         return winograd_tile(plan.out_h, plan.out_w)
     return 0
+
+
+def use_polyphase(plan: ConvPlan, dtype: np.dtype, algorithm: str) -> bool:
+    """Whether the forward takes the stride-2 row-phase path (:mod:`cnnkit.conv.polyphase`).
+
+    Raises:
+        ShapeError: algorithm="polyphase" on a layer that is not 3x3 with stride 2.
+    """
+    eligible = plan.kernel == (3, 3) and plan.stride == (2, 2)
+    if algorithm == "polyphase":
+        if not eligible:
+            raise ShapeError(
+                f"algorithm='polyphase' needs a 3x3 filter and stride 2, got "
+                f"{plan.kernel[0]}x{plan.kernel[1]}, stride {plan.stride}",
+                hint="use algorithm='auto' or 'direct'",
+            )
+        return True
+    return (
+        algorithm == "auto"
+        and eligible
+        and np.dtype(dtype) in WINOGRAD_DTYPES
+        and min(plan.c_in, plan.c_out) >= POLYPHASE_MIN_CHANNELS
+    )
