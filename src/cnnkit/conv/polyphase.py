@@ -40,25 +40,43 @@ the direct path (docs/conv.md).
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnkit.conv.blas import gemm
 from cnnkit.conv.plan import ConvPlan, scratch
 
-#: Images per chunk: as many as keep the chunk's V blocks (15 n_C_prev rows) under this many
-#: bytes (at least one image); one image of the 64x56x56 stride-2 layer is 1.5 MB.
+#: Images per chunk: as many as keep the chunk's V blocks (15 n_C_prev rows) under CHUNK_BYTES,
+#: but at least CHUNK_MIN_COLS GEMM columns (small images) and at least one image. One image of
+#: the 64x56x56 stride-2 layer is 1.5 MB.
 CHUNK_BYTES = 2 * 2**20
+CHUNK_MIN_COLS = 512
 
 
-def _row_taps(a: np.ndarray, first: int, step: int, pairs: int, n_w: int) -> np.ndarray:
-    """(m', C, R, W_p) rows ``first + step t`` -> view (3, C, m', pairs, n_W) of a[..., 2w + v].
+def _fill_padded(xs: np.ndarray, x: np.ndarray, plan: ConvPlan) -> None:
+    """xs (m', C, R, 2, q) <- x_pad (m', C, R, 2 q) split into its two column phases.
 
-    Element [v, c, i, t, w] is a[i, c, first + step t, 2w + v]: the im2col of those rows along
-    the width for a 1 x 3, stride-2 filter.
+    xs[..., r, a, q] = x_pad[..., r, 2q + a]: zero in the padding and past x's end.
     """
-    rows = a[:, :, first : first + step * (pairs - 1) + 1 : step]  # (m', C, pairs, W_p)
-    win = sliding_window_view(rows, 3, axis=3)[:, :, :, : 2 * n_w - 1 : 2]  # (m', C, t, w, v)
-    return win.transpose(4, 1, 0, 2, 3)
+    top, _, left, _ = plan.pad4
+    rows, q_n = xs.shape[2], xs.shape[4]
+    r1 = max(top, min(rows, top + plan.h))
+    xs[:, :, :top] = 0
+    xs[:, :, r1:] = 0
+    for a in (0, 1):  # x_pad column 2q + a is x column 2q + a - left
+        q0 = (left - a + 1) // 2  # the first q with 2q + a >= left
+        q1 = max(q0, min(q_n, (left + plan.w - a + 1) // 2))
+        xs[:, :, top:r1, a, :q0] = 0
+        xs[:, :, top:r1, a, q1:] = 0
+        if q1 > q0:
+            s0 = 2 * q0 + a - left
+            xs[:, :, top:r1, a, q0:q1] = x[:, :, : r1 - top, s0 : s0 + 2 * (q1 - q0) - 1 : 2]
+
+
+def _tap_view(a: np.ndarray, first: int, step: int, pairs: int, n_w: int) -> list[np.ndarray]:
+    """Rows ``first + step t`` (t < pairs) of a (m', C, R, 2, q) as three (C, m', pairs, n_W)
+    views, one per tap v: element (t, w) of tap v is x_pad's column 2w + v, i.e. column phase
+    v % 2 at q = w + v // 2."""
+    rows = a[:, :, first : first + step * (pairs - 1) + 1 : step]  # (m', C, pairs, 2, q)
+    return [rows[:, :, :, v % 2, v // 2 : v // 2 + n_w].transpose(1, 0, 2, 3) for v in range(3)]
 
 
 def conv2d_polyphase(
@@ -78,11 +96,8 @@ def conv2d_polyphase(
     assert plan.kernel == (3, 3) and plan.stride == (2, 2), "polyphase: 3x3 stride 2 only"
     dt = x.dtype
     n, c, o, oh, ow = plan.n, plan.c_in, plan.c_out, plan.out_h, plan.out_w
-    top, _, left, _ = plan.pad4
-    pairs = (oh + 1) // 2
-    hp = 4 * pairs + 1  # rows of x_pad that the pairs read (zero past the real padding)
-    wp = 2 * ow + 1
-    k3, j = 3 * c, pairs * ow
+    pairs = (oh + 1) // 2  # output rows 2t and 2t + 1 read x_pad rows 4t .. 4t + 4
+    k3, j = 3 * c, pairs * ow  # rows of one V block, GEMM columns per image
 
     wt = weight.transpose(0, 2, 3, 1)  # (n_C, u, v, n_C_prev): U_u = wt[:, u] as (n_C, 3 C)
     u0, u1, u2 = (wt[:, u].reshape(o, k3) for u in range(3))
@@ -90,44 +105,43 @@ def conv2d_polyphase(
     w_odd = np.concatenate([u1, -u2], axis=1)  # [U_1 | -U_2]
     w_mid = np.ascontiguousarray(u0 + u2)  # U_b
 
-    nb = max(1, min(n, CHUNK_BYTES // (5 * k3 * j * dt.itemsize)))
+    by_bytes = CHUNK_BYTES // (5 * k3 * j * dt.itemsize)
+    nb = max(1, min(n, max(by_bytes, -(-CHUNK_MIN_COLS // j))))
+    ld = nb * j  # columns of the V blocks and of T
     out = np.empty((n, o, oh, ow), dtype=dt)
-    xp = scratch("poly_xp", (nb, c, hp, wp), dt)
-    diff = scratch("poly_d", (nb, c, 2 * pairs, wp), dt)
-    cols = scratch("poly_v", (5, 3, c, nb, pairs, ow), dt)  # blocks E0, a, E1, c, b; rows (v, c')
-    t_even = scratch("poly_t0", (o, nb * j), dt)
-    t_odd = scratch("poly_t1", (o, nb * j), dt)
-    bias3 = None if bias is None else bias[:, None, None, None]
-    r1, c1 = max(top, min(hp, top + plan.h)), max(left, min(wp, left + plan.w))
-    views: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    xs = scratch("poly_x", (nb, c, 4 * pairs + 1, 2, ow + 1), dt)  # x_pad, column phases
+    ds = scratch("poly_d", (nb, c, 2 * pairs, 2, ow + 1), dt)  # D_k = x_pad[2k] - x_pad[2k + 2]
+    cols = scratch("poly_v", (5, 3, c, nb, pairs, ow), dt)  # V blocks E0, a, E1, c, b
+    t_even = scratch("poly_t0", (o, ld), dt)
+    t_odd = scratch("poly_t1", (o, ld), dt)
+    bias4 = None if bias is None else bias[:, None, None, None]
+    copies: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}  # per chunk size m'
     for i0 in range(0, n, nb):
         m = min(nb, n - i0)
         mj = m * j
-        xc, dc = xp[:m], diff[:m]
-        if m not in views:  # (V block, its im2col view of x_pad or D), built once per size
-            v = cols[:, :, :, :m]  # (5, 3, C, m', pairs, n_W)
+        xc, dc = xs[:m], ds[:m]
+        if m not in copies:  # (V block row set, its view of x_pad or D) for each block and tap
             srcs = ((xc, 1, 4), (dc, 0, 2), (xc, 3, 4), (dc, 1, 2), (xc, 2, 4))
-            views[m] = [(v[b], _row_taps(a, f, s, pairs, ow)) for b, (a, f, s) in enumerate(srcs)]
-        # x_pad of the chunk: only the rows and columns that the windows read.
-        xc[:, :, :top] = 0
-        xc[:, :, r1:] = 0
-        xc[:, :, top:r1, :left] = 0
-        xc[:, :, top:r1, c1:] = 0
-        xc[:, :, top:r1, left:c1] = x[i0 : i0 + m, :, : r1 - top, : c1 - left]
+            copies[m] = [
+                (cols[b, v, :, :m], view)
+                for b, (a, first, step) in enumerate(srcs)
+                for v, view in enumerate(_tap_view(a, first, step, pairs, ow))
+            ]
+        _fill_padded(xc, x[i0 : i0 + m], plan)
         np.subtract(xc[:, :, 0 : 4 * pairs : 2], xc[:, :, 2 : 4 * pairs + 1 : 2], out=dc)
-        for dst, src in views[m]:
+        for dst, src in copies[m]:
             np.copyto(dst, src)
-        # Fortran terms: T (mj x n_C) = V^T (mj x K) @ U^T (K x n_C), V rows 3C apart.
-        ld = nb * j
+        # Fortran terms: T (mj x n_C) = V^T (mj x K) @ U^T (K x n_C); V's rows are ld apart.
         gemm(False, False, mj, o, k3, cols, 4 * k3 * ld, ld, w_mid, 0, k3, 0.0, t_even, 0, ld)
         t_odd[:, :mj] = t_even[:, :mj]
         gemm(False, False, mj, o, 2 * k3, cols, 0, ld, w_even, 0, 2 * k3, 1.0, t_even, 0, ld)
-        gemm(False, False, mj, o, 2 * k3, cols, 2 * k3 * ld, ld, w_odd, 0, 2 * k3, 1.0, t_odd, 0, ld)
-        for t, rows in ((t_even, slice(0, oh, 2)), (t_odd, slice(1, oh, 2))):
-            res = t[:, :mj].reshape(o, m, pairs, ow)[:, :, : (oh - rows.start + 1) // 2]
-            dst = out[i0 : i0 + m, :, rows].transpose(1, 0, 2, 3)  # (n_C, m', rows, n_W)
-            if bias3 is None:
+        v_odd = 2 * k3 * ld
+        gemm(False, False, mj, o, 2 * k3, cols, v_odd, ld, w_odd, 0, 2 * k3, 1.0, t_odd, 0, ld)
+        for t, first in ((t_even, 0), (t_odd, 1)):  # interleave the rows, adding the bias
+            res = t[:, :mj].reshape(o, m, pairs, ow)[:, :, : (oh - first + 1) // 2]
+            dst = out[i0 : i0 + m, :, first::2].transpose(1, 0, 2, 3)  # (n_C, m', rows, n_W)
+            if bias4 is None:
                 np.copyto(dst, res)
             else:
-                np.add(res, bias3, out=dst)
+                np.add(res, bias4, out=dst)
     return out
