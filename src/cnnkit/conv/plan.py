@@ -276,9 +276,15 @@ WINOGRAD_KEEP_V_FROM = 128
 WINOGRAD_DTYPES = (np.dtype(np.float32),)
 ALGORITHMS = ("auto", "direct", "winograd", "winograd2", "winograd4", "winograd6", "polyphase")
 # Stride-2 3x3 layers (cnnkit.conv.polyphase: row phases + F(2, 2), 0.83 of the direct
-# multiplies, no extra rounding to speak of): taken under "auto" in float32 from this many
-# channels in and out (64x56x56 -> 128: forward ~0.85x the direct im2col path's time).
-POLYPHASE_MIN_CHANNELS = 32
+# multiplies, float32 error as the direct path's): taken under "auto" in float32 from
+# POLYPHASE_MIN_C_IN channels in, POLYPHASE_MIN_C_OUT out and n_H, n_W >= POLYPHASE_MIN_SIZE.
+# Measured forward time against the direct path (one thread, batch 8): 0.85-0.9x on 28x28 and
+# 56x56 outputs (64 -> 128, 64 -> 64, 32 -> 64 channels), even at batch 1-2 and on 14x14 outputs
+# (128 -> 256), slower on 16x16 outputs with 32 channels and on 7x7 outputs (256 -> 512), where
+# the copies of the V blocks weigh more than the GEMM work they save.
+POLYPHASE_MIN_C_IN = 32
+POLYPHASE_MIN_C_OUT = 64
+POLYPHASE_MIN_SIZE = 24
 
 
 def winograd_tile(out_h: int, out_w: int) -> int:
@@ -342,5 +348,7 @@ def use_polyphase(plan: ConvPlan, dtype: np.dtype, algorithm: str) -> bool:
         algorithm == "auto"
         and eligible
         and np.dtype(dtype) in WINOGRAD_DTYPES
-        and min(plan.c_in, plan.c_out) >= POLYPHASE_MIN_CHANNELS
+        and plan.c_in >= POLYPHASE_MIN_C_IN
+        and plan.c_out >= POLYPHASE_MIN_C_OUT
+        and min(plan.out_h, plan.out_w) >= POLYPHASE_MIN_SIZE
     )
