@@ -25,6 +25,10 @@ How it is computed, without a Python loop over pixels (layout in :mod:`cnnkit.co
   F(m x m, 3 x 3) tiles, (m + 2)^2 GEMMs of n_C x n_C_prev by tiles; dx is the Winograd
   convolution of dZ with the flipped, transposed filter, dW comes from the transformed tiles
   (those of the forward, which keeps them for layers with >= 128 output channels).
+* "polyphase" (3x3, stride 2, float32, >= 32 channels in and 64 out, outputs from 24x24;
+  :mod:`cnnkit.conv.polyphase`): the input's two row phases, Winograd F(2, 2) on the odd rows,
+  three GEMMs per chunk of images with 0.83 of the direct multiplies; forward only, its backward
+  is the direct one (from x).
   ``algorithm="direct"`` keeps the exact paths above (the rules are in :mod:`cnnkit.conv.plan`).
 """
 
@@ -242,6 +246,7 @@ def conv2d(
             (the exact GEMM paths), "winograd" (F(m x m, 3 x 3), m chosen by the plan) or
             "winograd2" / "winograd4" / "winograd6" (that m). Winograd needs a 3x3 filter,
             stride 1 and padding <= 2; in float32 its error grows with m (docs/conv.md).
+            "polyphase" (3x3, stride 2): row phases with F(2, 2), the direct path's accuracy.
 
     Returns:
         Z of shape (m, n_C, n_H, n_W), n_H = floor((n_H_prev + 2 p_h - f_h) / s_h) + 1. float32
@@ -293,7 +298,8 @@ def conv2d_backward(
     Args:
         dout: dZ, (m, n_C, n_H, n_W).
         algorithm: as in :func:`conv2d`; "auto" follows the forward pass (the cache), "direct"
-            and "winograd*" force a path (from the cache's x when the forward took the other).
+            and "winograd*" force a path (from the cache's x when the forward took the other);
+            "polyphase" has no backward of its own and gives the direct one.
 
     Returns:
         (dx, dW, db): shapes of x, weight and (n_C,); db is None when the forward had no bias
