@@ -110,9 +110,9 @@ def test_auto_picks_polyphase_for_wide_float32_stride2_3x3_layers(rng):
 
 
 def test_backward_from_the_cache_takes_the_direct_layouts(rng):
-    """The polyphase cache keeps only x: the backward builds the direct path's per-image
-    im2col or its "offsets" phase layout from it, and gets the direct path's gradients."""
-    for shape in ((3, 33, 12, 14), (1, 32, 66, 64)):  # im2col (merged plan), offsets
+    """The polyphase cache keeps only x: the backward builds the direct path's "offsets" phase
+    layout from it (whatever the forward's plan) and gets the direct path's gradients."""
+    for shape in ((3, 33, 12, 14), (1, 32, 66, 64)):  # an im2col plan (merged), an offsets plan
         x = rng.standard_normal(shape)
         w = rng.standard_normal((5, shape[1], 3, 3))
         b = rng.standard_normal(5)
