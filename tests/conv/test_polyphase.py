@@ -1,6 +1,6 @@
-"""The stride-2 3x3 row-phase path (Winograd F(2, 2) on the odd rows): forward and the backward
-from its cache against torch and the float64 naive oracle, chunking, the "auto" rule and the
-algorithm= option."""
+"""The stride-2 3x3 row-phase path (Winograd F(2, 2) on the odd rows): forward and backward
+against torch and the float64 naive oracle, chunking, the "auto" rule, mixing it with the direct
+path, and the algorithm= option."""
 
 from __future__ import annotations
 
@@ -84,15 +84,17 @@ def test_float32_error_bound_against_float64_naive(c):
 
 @pytest.mark.parametrize(("chunk_bytes", "min_cols"), [(1, 1), (1, 30), (2**30, 1)])
 def test_chunks_of_one_image_several_and_the_whole_batch_agree(chunk_bytes, min_cols, monkeypatch):
-    """One image per chunk, two per chunk with a smaller last chunk (5 images), all at once."""
+    """One image per chunk, two per chunk with a smaller last chunk (5 images), all at once:
+    forward and backward."""
     monkeypatch.setattr(pp, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(pp, "CHUNK_MIN_COLS", min_cols)  # 30 columns: 2 images of 5 x 3 pairs
     rng = np.random.default_rng(1)
     x, wt = rng.standard_normal((5, 3, 11, 10)), rng.standard_normal((4, 3, 3, 3))
     b = rng.standard_normal(4)
-    y = conv2d(x, wt, b, 2, 1, algorithm="polyphase")
-    ref = torch.nn.functional.conv2d(*(torch.tensor(a) for a in (x, wt, b)), stride=2, padding=1)
-    np.testing.assert_allclose(y, ref.numpy(), rtol=1e-9, atol=1e-9)
+    y, cache = conv2d_forward(x, wt, b, 2, 1, algorithm="polyphase")
+    g = rng.standard_normal(y.shape)
+    for mine, ref in zip((y, *conv2d_backward(g, cache)), _torch(x, wt, b, 1, g), strict=True):
+        np.testing.assert_allclose(mine, ref, rtol=1e-9, atol=1e-9)
 
 
 def test_auto_picks_polyphase_for_wide_float32_stride2_3x3_layers(rng):
@@ -109,20 +111,28 @@ def test_auto_picks_polyphase_for_wide_float32_stride2_3x3_layers(rng):
     assert not conv2d_forward(x, w[..., :2, :2], None, 2, 1)[1].polyphase  # 2x2 filter
 
 
-def test_backward_from_the_cache_takes_the_direct_layouts(rng):
-    """The polyphase cache keeps only x: the backward builds the direct path's "offsets" phase
-    layout from it (whatever the forward's plan) and gets the direct path's gradients."""
-    for shape in ((3, 33, 12, 14), (1, 32, 66, 64)):  # an im2col plan (merged), an offsets plan
+def test_polyphase_and_direct_backward_agree_from_either_cache(rng):
+    """The polyphase backward (its own, or forced on a direct cache) and the direct one (its own,
+    or forced on a polyphase cache, which keeps only x) give the same gradients, on a layer with
+    an im2col plan and one with an "offsets" plan."""
+    for shape in ((3, 33, 12, 14), (1, 32, 66, 64)):
         x = rng.standard_normal(shape)
         w = rng.standard_normal((5, shape[1], 3, 3))
         b = rng.standard_normal(5)
         y, cache = conv2d_forward(x, w, b, 2, 1, algorithm="polyphase")
         y_d, cache_d = conv2d_forward(x, w, b, 2, 1, algorithm="direct")
         np.testing.assert_allclose(y, y_d, rtol=1e-9, atol=1e-9)
-        g = rng.standard_normal(y.shape)
-        for mine, want in zip(conv2d_backward(g, cache), conv2d_backward(g, cache_d), strict=True):
-            np.testing.assert_allclose(mine, want, rtol=1e-9, atol=1e-9)
         assert cache.xp is None and cache.cols is None and cache.z is None  # only x kept
+        g = rng.standard_normal(y.shape)
+        want = conv2d_backward(g, cache_d)
+        for got in (
+            conv2d_backward(g, cache),
+            conv2d_backward(g, cache, algorithm="direct"),
+            conv2d_backward(g, cache_d, algorithm="polyphase"),
+            conv2d_backward(g, x, w, 2, 1, algorithm="polyphase"),
+        ):
+            for mine, ref in zip(got, want, strict=True):
+                np.testing.assert_allclose(mine, ref, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -27,8 +27,8 @@ How it is computed, without a Python loop over pixels (layout in :mod:`cnnkit.co
   (those of the forward, which keeps them for layers with >= 128 output channels).
 * "polyphase" (3x3, stride 2, float32, >= 32 channels in and 64 out, outputs from 24x24;
   :mod:`cnnkit.conv.polyphase`): the input's two row phases, Winograd F(2, 2) on the odd rows,
-  three GEMMs per chunk of images with 0.83 of the direct multiplies; forward only, its backward
-  is the direct one (from x).
+  three GEMMs per chunk of images with 0.83 of the direct multiplies; the backward (dW and dx)
+  runs the same three products per pair of rows, transposed.
   ``algorithm="direct"`` keeps the exact paths above (the rules are in :mod:`cnnkit.conv.plan`).
 """
 
@@ -52,7 +52,7 @@ from cnnkit.conv.plan import (
     use_polyphase,
     wide_to_nchw,
 )
-from cnnkit.conv.polyphase import conv2d_polyphase
+from cnnkit.conv.polyphase import conv2d_polyphase, conv2d_polyphase_backward
 from cnnkit.conv.shapes import IntPair, Pad4, Padding, check_ndim, pair
 from cnnkit.conv.winograd import conv2d_winograd, conv2d_winograd_grad_weight
 from cnnkit.errors import ShapeError
@@ -298,8 +298,8 @@ def conv2d_backward(
     Args:
         dout: dZ, (m, n_C, n_H, n_W).
         algorithm: as in :func:`conv2d`; "auto" follows the forward pass (the cache), "direct"
-            and "winograd*" force a path (from the cache's x when the forward took the other);
-            "polyphase" has no backward of its own and gives the direct one.
+            "winograd*" and "polyphase" force a path (from the cache's x when the forward took
+            another).
 
     Returns:
         (dx, dW, db): shapes of x, weight and (n_C,); db is None when the forward had no bias
@@ -320,7 +320,11 @@ def conv2d_backward(
     tile = cache.tile if algorithm == "auto" else choose_algorithm(plan, dt, algorithm)
     if tile:
         return _backward_winograd(dout, cache, tile)
-    if cache.polyphase:
+    if cache.polyphase if algorithm == "auto" else use_polyphase(plan, dt, algorithm):
+        assert cache.x is not None
+        dx, dw = conv2d_polyphase_backward(dout, cache.x, wt, plan)
+        return dx, dw, dout.sum(axis=(0, 2, 3)) if cache.has_bias else None
+    if cache.polyphase:  # a direct backward forced after a polyphase forward
         cache = _direct_cache(cache)
     elif cache.tile:  # the forward took Winograd: build the direct path's cache from x
         assert cache.x is not None
@@ -384,11 +388,10 @@ def _backward_im2col(dout: np.ndarray, cache: ConvCache):
 
 
 def _direct_cache(cache: ConvCache) -> ConvCache:
-    """The direct backward's cache for a polyphase forward, which kept only x: one GEMM per
-    kernel offset on the phase layout Z of x, image by image ("offsets", also where the forward's
-    plan says im2col: on the 64x56x56 -> 128 layer that backward took 23.9-24.3 ms of CPU time
-    against 25.2-27.0 for im2col image by image and 25.8-30.2 for the merged im2col of the
-    direct forward's cache, one thread, interleaved)."""
+    """The direct backward's cache for a polyphase forward (which kept only x), when the direct
+    backward is forced: one GEMM per kernel offset on the phase layout Z of x, image by image
+    ("offsets", also where the forward's plan says im2col: on the 64x56x56 -> 128 layer it took
+    23.9-24.3 ms of CPU time against 25.2-27.0 for im2col image by image)."""
     x = cache.x
     assert x is not None
     plan = replace(cache.plan, merged=False, im2col=False)
