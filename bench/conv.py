@@ -4,10 +4,11 @@ For each shape (batch 8) it times, median of repeats (the four timings take turn
 so that they share the machine's noise):
   forward:  torch.nn.functional.conv2d          vs cnnkit.conv.conv2d_forward
   backward: torch autograd (grad x, W and b)    vs cnnkit.conv.conv2d_backward (from the cache)
-and prints which path cnnkit took (Winograd F(m x m, 3 x 3), or the direct im2col / per-offset
-GEMMs), GFLOP/s (counting the direct method's 2 m n_C n_H n_W n_C_prev f^2 flops, also for
-Winograd, which does fewer) and ``frac``: cnnkit's forward GFLOP/s over numpy's float32 matmul
-GFLOP/s (the machine's practical limit; above 1.0 means fewer flops than the direct method).
+and prints which path cnnkit took (Winograd F(m x m, 3 x 3), polyphase F(2, 2) for stride 2,
+or the direct im2col / per-offset GEMMs), GFLOP/s (counting the direct method's
+2 m n_C n_H n_W n_C_prev f^2 flops, also for Winograd and polyphase, which do fewer) and
+``frac``: cnnkit's forward GFLOP/s over numpy's float32 matmul GFLOP/s (the machine's practical
+limit; above 1.0 means fewer flops than the direct method).
 
 Last line: ``RESULT fwd_ratio_max=<x> bwd_ratio_max=<y> gflops_fraction=<z> fwd_ratio_max_cpu=..
 bwd_ratio_max_cpu=..`` where the ratios
@@ -17,7 +18,8 @@ gflops_fraction is the mean over shapes of the per-shape ``frac``. ``*_cpu`` are
 ratios from the CPU time of this process (time.process_time), which other jobs on a shared
 machine disturb less than the wall clock (they still share its caches and memory bandwidth).
 
-Usage: python bench/conv.py [--repeats 7] [--shapes 0,1,2,3] [--algorithm auto|direct|winograd]
+Usage: python bench/conv.py [--repeats 7] [--shapes 0,1,2,3]
+       [--algorithm auto|direct|winograd|polyphase]
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def bench_shape(
     tx, tw, tb = (torch.from_numpy(a) for a in (x, wt, b))
     try:
         out, cache = conv2d_forward(x, wt, b, s, p, algorithm)
-    except ShapeError:  # e.g. --algorithm winograd on the stride-2 shape: run the direct path
+    except ShapeError:  # e.g. --algorithm winograd on a stride-2 shape: run the direct path
         algorithm = "direct"
         out, cache = conv2d_forward(x, wt, b, s, p, algorithm)
     g = rng.standard_normal(out.shape, dtype=np.float32)
@@ -121,6 +123,8 @@ def bench_shape(
     )
     if cache.tile:
         path = f"winograd F({cache.tile},3)"
+    elif cache.polyphase:
+        path = "polyphase F(2,2)"
     else:
         path = "direct " + ("im2col" if cache.plan.im2col else "offsets")
     return r, path
