@@ -47,7 +47,8 @@ test: lint system
 	$(VENV)/bin/python -m pytest -q
 
 bench: setup
-	OMP_NUM_THREADS=1 $(PY) bench/conv.py
+	# OpenBLAS's own kernel choice for this CPU (some machines force AVX2 kernels: docs/conv.md)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=1 $(PY) bench/conv.py
 	OMP_NUM_THREADS=1 $(PY) bench/edges.py
 	OMP_NUM_THREADS=1 $(PY) bench/train.py
 	OMP_NUM_THREADS=1 $(PY) bench/style.py

@@ -18,6 +18,11 @@ gflops_fraction is the mean over shapes of the per-shape ``frac``. ``*_cpu`` are
 ratios from the CPU time of this process (time.process_time), which other jobs on a shared
 machine disturb less than the wall clock (they still share its caches and memory bandwidth).
 
+BLAS: OpenBLAS picks its kernels from the CPU unless OPENBLAS_CORETYPE names them; some of the
+project's machines set OPENBLAS_CORETYPE=Haswell (for older OpenBLAS builds), which costs a
+current NumPy ~1.8x in float32 GEMM on AVX-512 CPUs. `make bench` runs this script with both
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset; the output names the kernels that ran.
+
 Usage: python bench/conv.py [--repeats 7] [--shapes 0,1,2,3]
        [--algorithm auto|direct|winograd|polyphase]
 """
@@ -37,6 +42,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from cnnkit.conv import conv2d_backward, conv2d_forward
 from cnnkit.conv.blas import backend
 from cnnkit.conv.functional import conv_flops
+from cnnkit.cpu import blas_kernels
 from cnnkit.errors import ShapeError
 
 # (C_in, H, W, C_out, f, stride, padding), batch 8, as in the issue.
@@ -145,7 +151,12 @@ def main() -> None:
         openblas_env = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}
         print(f"1 thread; torch {torch.__version__}; numpy {np.__version__} ({blas})")
         print(f"cnnkit.conv GEMM backend: {backend()}")
-        print(f"OPENBLAS env: {openblas_env or 'none'}")
+        print(f"OPENBLAS env: {openblas_env or 'none'}; kernels: {blas_kernels()}")
+        if "OPENBLAS_CORETYPE" in openblas_env:
+            print(
+                "note: OPENBLAS_CORETYPE forces OpenBLAS's kernels; `make bench` runs this bench "
+                "without it (env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE), see docs/conv.md"
+            )
         peak = matmul_gflops(args.repeats)
         print(f"numpy float32 matmul 1024^3: {peak:.1f} GFLOP/s")
         head = (

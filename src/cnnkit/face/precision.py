@@ -23,7 +23,6 @@ import logging
 import platform
 import warnings
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,28 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnkit.cpu import cpu_flags, cpu_has_bf16
+
 log = logging.getLogger(__name__)
 
 #: The precisions a user can ask for.
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-
-
-@lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16)."""
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def cpu_has_int8() -> bool:
