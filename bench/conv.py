@@ -21,10 +21,11 @@ machine disturb less than the wall clock (they still share its caches and memory
 BLAS: OpenBLAS picks its kernels from the CPU unless OPENBLAS_CORETYPE names them; some of the
 project's machines set OPENBLAS_CORETYPE=Haswell (for older OpenBLAS builds), which costs a
 current NumPy ~1.8x in float32 GEMM on AVX-512 CPUs. `make bench` runs this script with both
-OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset; the output names the kernels that ran.
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, and so does this script (it re-runs itself
+without them, unless --keep-blas-env); the output names the kernels that ran.
 
 Usage: python bench/conv.py [--repeats 7] [--shapes 0,1,2,3]
-       [--algorithm auto|direct|winograd|polyphase]
+       [--algorithm auto|direct|winograd|polyphase] [--keep-blas-env]
 """
 
 from __future__ import annotations
@@ -32,18 +33,27 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
-import numpy as np
-import torch
-from threadpoolctl import threadpool_info, threadpool_limits
+_BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+if "--keep-blas-env" not in sys.argv and any(v in os.environ for v in _BLAS_VARS):
+    # Before NumPy loads OpenBLAS: run this command alone without the variables (see above).
+    forced = {v: os.environ[v] for v in _BLAS_VARS if v in os.environ}
+    print(f"bench/conv.py: re-running without {forced} (--keep-blas-env keeps them)", flush=True)
+    env = {k: v for k, v in os.environ.items() if k not in _BLAS_VARS}
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
-from cnnkit.conv import conv2d_backward, conv2d_forward
-from cnnkit.conv.blas import backend
-from cnnkit.conv.functional import conv_flops
-from cnnkit.cpu import blas_kernels
-from cnnkit.errors import ShapeError
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+
+from cnnkit.conv import conv2d_backward, conv2d_forward  # noqa: E402
+from cnnkit.conv.blas import backend  # noqa: E402
+from cnnkit.conv.functional import conv_flops  # noqa: E402
+from cnnkit.cpu import blas_kernels  # noqa: E402
+from cnnkit.errors import ShapeError  # noqa: E402
 
 # (C_in, H, W, C_out, f, stride, padding), batch 8, as in the issue.
 SHAPES = [
@@ -143,6 +153,11 @@ def main() -> None:
     ap.add_argument(
         "--algorithm", default="auto", help="cnnkit's algorithm= (auto, direct, winograd, ...)"
     )
+    ap.add_argument(
+        "--keep-blas-env",
+        action="store_true",
+        help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (by default the bench runs without them)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -152,11 +167,6 @@ def main() -> None:
         print(f"1 thread; torch {torch.__version__}; numpy {np.__version__} ({blas})")
         print(f"cnnkit.conv GEMM backend: {backend()}")
         print(f"OPENBLAS env: {openblas_env or 'none'}; kernels: {blas_kernels()}")
-        if "OPENBLAS_CORETYPE" in openblas_env:
-            print(
-                "note: OPENBLAS_CORETYPE forces OpenBLAS's kernels; `make bench` runs this bench "
-                "without it (env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE), see docs/conv.md"
-            )
         peak = matmul_gflops(args.repeats)
         print(f"numpy float32 matmul 1024^3: {peak:.1f} GFLOP/s")
         head = (
