@@ -297,12 +297,13 @@ def _run_gatys(args: argparse.Namespace) -> int:
         return 130
     final = f"J={history.total[-1]:.4g}" if history.total else "no iterations"
     log.info(
-        "wrote %s (%s, %d iterations in %.1f s, %s backbone)",
+        "wrote %s (%s, %d iterations in %.1f s, %s backbone; %s)",
         out,
         final,
         len(history.total),
         history.seconds,
         history.backbone,
+        history.compute,
     )
     return 0
 
