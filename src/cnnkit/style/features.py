@@ -65,8 +65,8 @@ class FeatureExtractor(nn.Module):
         mean, std: per-channel input normalisation the weights expect (ImageNet by default).
         pooling: ``"max"`` keeps the network's max pooling, ``"avg"`` swaps in 2x2 average
             pooling (smoother gradients; Gatys et al. prefer it for image synthesis).
-        channels_last: run the convolutions in channels-last memory format (input and output stay
-            ordinary NCHW tensors).
+        channels_last: run the convolutions in channels-last memory format (the input is an
+            ordinary NCHW tensor; the returned maps are NCHW in shape, channels-last in memory).
 
     Input: ``(N, 3, H, W)`` RGB in [0, 1]. Output: ``{name: a[l]}`` with ``a[l]`` of shape
     ``(N, n_C, n_H, n_W)``.
