@@ -4,15 +4,26 @@ Baseline (the tutorial's recipe, "Neural Transfer Using PyTorch"): the whole VGG
 built and its ``features`` used, weights still requiring grad, fp32, not truncated (the forward
 runs to pool5), targets computed with autograd on (then detached), L-BFGS on the image.
 cnnkit: frozen weights, features truncated after the deepest loss layer, the classifier never
-allocated, targets under ``torch.inference_mode``, bf16 autocast where the CPU has native bf16
-(else fp32), optional channels-last inside the forward.
+allocated, targets under ``torch.inference_mode``; where the CPU has native bf16 the network runs
+in bf16 (weights converted once) with channels-last maps, each style layer's Gram matrix and its
+gradient in one node (bf16 matmuls summed in fp32); fp32 NCHW elsewhere
+(``cnnkit.style.transfer.compute_path``).
 
 Each configuration runs in its own process (so peak RSS, ``ru_maxrss``, is its own). Both use
 the same objective (the notes' costs, normalised the same way), the same random VGG-19 weights
 (cnnkit's offline backbone, copied into the baseline) and max pooling, so their losses compare.
 
-Usage: ``python bench/style.py [--sizes 256,512] [--iters 5] [--check-iters 50]``.
-Last line: ``RESULT speedup_256=<x> speedup_512=<y> peak_rss_ratio_512=<z>``.
+Seconds per iteration are wall-clock (``speedup_*``) and, since other jobs share the machine,
+also process CPU time (``cpu_speedup_*``: one thread, so equal to wall time on an idle machine,
+and less disturbed by other processes). Both run the same number of function evaluations
+(closure calls) with the same L-BFGS settings.
+Quality: the default path's image and the fp32 path's image after the same iterations, both
+scored by the fp32 objective.
+
+Usage: ``python bench/style.py [--sizes 256,512] [--iters 5] [--check-iters 50]
+[--variants fast-bf16-nchw,fast-fp32-cl]``.
+Last line: ``RESULT speedup_256=<x> speedup_512=<y> peak_rss_ratio_512=<z> fp32_loss_rel_diff=<r>
+default_vs_fp32_J_256=<q>``.
 """
 
 from __future__ import annotations
@@ -53,13 +64,31 @@ def _tensor(a):
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)[None]))
 
 
-def run_fast(size: int, iters: int, warmup: int, precision: str, channels_last: bool) -> dict:
+def _fp32_cost(content, style, image) -> float:
+    """J(image) under the fp32 objective (fp32 network, NCHW): the same yardstick for every run."""
+    import torch
+
+    from cnnkit.style.backbone import build_extractor
+    from cnnkit.style.config import StyleConfig
+    from cnnkit.style.transfer import _Objective
+
+    C, S, G = _tensor(content), _tensor(style), _tensor(image)
+    ext = build_extractor(
+        [CONTENT_LAYER, *LAYERS], [C, S], backbone="random-vgg19", pooling="max"
+    ).extractor
+    config = StyleConfig(alpha=ALPHA, beta=BETA, content_layer=CONTENT_LAYER, style_layers=LAYERS)
+    with torch.inference_mode():
+        return float(_Objective(config, ext, C, [S], [1.0])(G)[0])
+
+
+def run_fast(size: int, iters: int, warmup: int, precision: str, layout: str) -> dict:
     """cnnkit's transfer(); seconds per iteration from the snapshot callback's timestamps."""
     from cnnkit.style import transfer
 
     content, style = _images(size)
     stamps: list[float] = []
-    _, history = transfer(
+    cpu: list[float] = []
+    image, history = transfer(
         content,
         style,
         size=size,
@@ -71,12 +100,23 @@ def run_fast(size: int, iters: int, warmup: int, precision: str, channels_last: 
         normalize_on="content+style",
         init="content",
         precision=precision,
-        channels_last=channels_last,
+        channels_last={"auto": None, "cl": True, "nchw": False}[layout],
         save_every=1,
-        on_snapshot=lambda it, img: stamps.append(time.perf_counter()),  # after each forward
+        on_snapshot=lambda it, img: (  # after each forward
+            stamps.append(time.perf_counter()),
+            cpu.append(time.process_time()),
+        ),
     )
     steps = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :], strict=False)]
-    return {"sec_per_iter": statistics.median(steps), "loss": history.total[-1]}
+    cpu_steps = [b - a for a, b in zip(cpu[warmup:], cpu[warmup + 1 :], strict=False)]
+    return {
+        "sec_per_iter": statistics.median(steps),
+        "cpu_per_iter": statistics.median(cpu_steps),
+        "loss": history.total[-1],
+        "evals": len(history.total),
+        "fp32_cost": _fp32_cost(content, style, image),
+        "compute": history.compute,
+    }
 
 
 def run_baseline(size: int, iters: int, warmup: int) -> dict:
@@ -146,6 +186,7 @@ def run_baseline(size: int, iters: int, warmup: int) -> dict:
     )
     last = {}
     stamps = []
+    cpu = []
 
     class Spent(Exception):
         pass
@@ -163,6 +204,7 @@ def run_baseline(size: int, iters: int, warmup: int) -> dict:
         J = alpha * J_c + beta * J_s
         last["J"] = float(J.detach())
         stamps.append(time.perf_counter())  # as cnnkit's snapshot callback: after the forward
+        cpu.append(time.process_time())
         J.backward()
         return J
 
@@ -172,7 +214,13 @@ def run_baseline(size: int, iters: int, warmup: int) -> dict:
     except Spent:
         pass
     steps = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :], strict=False)]
-    return {"sec_per_iter": statistics.median(steps), "loss": last["J"]}
+    cpu_steps = [b - a for a, b in zip(cpu[warmup:], cpu[warmup + 1 :], strict=False)]
+    return {
+        "sec_per_iter": statistics.median(steps),
+        "cpu_per_iter": statistics.median(cpu_steps),
+        "loss": last["J"],
+        "evals": len(stamps),
+    }
 
 
 def worker(argv: list[str]) -> None:
@@ -185,8 +233,8 @@ def worker(argv: list[str]) -> None:
         if mode == "baseline":
             result = run_baseline(size, iters, warmup)
         else:
-            precision, channels_last = mode.split("-")[1], mode.endswith("-cl")
-            result = run_fast(size, iters, warmup, precision, channels_last)
+            _, precision, layout = mode.split("-")  # fast-<auto|fp32|bf16>-<auto|cl|nchw>
+            result = run_fast(size, iters, warmup, precision, layout)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("JSON " + json.dumps(result), flush=True)
 
@@ -213,44 +261,69 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--check-iters", type=int, default=50, help="loss check iterations")
     parser.add_argument("--check-size", type=int, default=128)
-    parser.add_argument("--channels-last", action="store_true", help="also time channels-last")
+    parser.add_argument("--quality-size", type=int, default=256, help="auto path vs fp32 size")
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="also time these cnnkit paths, e.g. fast-bf16-nchw,fast-fp32-cl "
+        "(fast-<auto|fp32|bf16>-<auto|cl|nchw>)",
+    )
     args = parser.parse_args()
     import torch
 
     from cnnkit.style.images import bf16_supported
+    from cnnkit.style.transfer import StyleConfig, compute_path
 
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}")
-    fast = "fast-bf16" if bf16_supported(torch.device("cpu")) else "fast-fp32"
-    print(f"cnnkit mode: {fast} (bf16 autocast only where the CPU has native bf16)")
+    fast = "fast-auto-auto"
+    print(f"cnnkit default path here: {compute_path(StyleConfig(), torch.device('cpu'))[2]}")
+    print(f"native bf16: {bf16_supported(torch.device('cpu'))}")
+    variants = [v for v in args.variants.split(",") if v]
     results: dict[str, dict] = {}
     for size in [int(s) for s in args.sizes.split(",")]:
-        modes = ["baseline", fast] + ([f"{fast}-cl"] if args.channels_last else [])
-        for mode in modes:
+        for mode in ["baseline", fast, *variants]:
             r = spawn(mode, size, args.iters, args.warmup)
             results[f"{mode}@{size}"] = r
             print(
-                f"{mode:>14} {size:4d} px: {r['sec_per_iter']:.3f} s/iter, "
-                f"peak RSS {r['peak_rss_mb']:.0f} MB",
+                f"{mode:>16} {size:4d} px: {r['sec_per_iter']:.3f} s/iter "
+                f"(CPU {r['cpu_per_iter']:.3f} s) "
+                f"({r['evals']} evaluations), peak RSS {r['peak_rss_mb']:.0f} MB",
                 flush=True,
             )
     # fp32 losses after check-iters iterations (same weights, same pooling, same objective)
     n = args.check_iters
     base = spawn("baseline", args.check_size, n - 1, 1)
-    ours = spawn("fast-fp32", args.check_size, n - 1, 1)
+    ours = spawn("fast-fp32-nchw", args.check_size, n - 1, 1)
     rel = abs(ours["loss"] - base["loss"]) / abs(base["loss"])
     print(
         f"loss after {n} iterations at {args.check_size} px (fp32): baseline {base['loss']:.5g}, "
         f"cnnkit {ours['loss']:.5g}, relative difference {rel:.2e} "
         f"({'within' if rel <= 0.01 else 'NOT within'} 1%)"
     )
-    speed = {}
+    # the default path's result against the fp32 run's, both scored by the fp32 objective
+    q32 = spawn("fast-fp32-nchw", args.quality_size, n - 1, 1)
+    qauto = spawn(fast, args.quality_size, n - 1, 1)
+    quality = qauto["fp32_cost"] / q32["fp32_cost"] - 1
+    print(
+        f"J(G) (fp32 objective) after {n} iterations at {args.quality_size} px: fp32 run "
+        f"{q32['fp32_cost']:.5g}, default path ({qauto['compute']}) {qauto['fp32_cost']:.5g}, "
+        f"{100 * quality:+.2f}%"
+    )
+    speed, cpu_speed = {}, {}
     for size in [int(s) for s in args.sizes.split(",")]:
         b, f = results[f"baseline@{size}"], results[f"{fast}@{size}"]
         speed[size] = b["sec_per_iter"] / f["sec_per_iter"]
+        cpu_speed[size] = b["cpu_per_iter"] / f["cpu_per_iter"]
     big = max(speed)
     rss = results[f"{fast}@{big}"]["peak_rss_mb"] / results[f"baseline@{big}"]["peak_rss_mb"]
     parts = [f"speedup_{s}={v:.2f}" for s, v in speed.items()]
-    print("RESULT " + " ".join(parts) + f" peak_rss_ratio_{big}={rss:.2f}")
+    parts += [f"cpu_speedup_{s}={v:.2f}" for s, v in cpu_speed.items()]
+    print(
+        "RESULT "
+        + " ".join(parts)
+        + f" peak_rss_ratio_{big}={rss:.2f} fp32_loss_rel_diff={rel:.1e}"
+        + f" default_vs_fp32_J_{args.quality_size}={quality:+.4f}"
+    )
 
 
 if __name__ == "__main__":

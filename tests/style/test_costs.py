@@ -104,25 +104,54 @@ def test_gradcheck_float64(rng) -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_lean_gram_cost_equals_autograd_of_the_plain_one(monkeypatch, dtype) -> None:
-    """The sliced Gram cost (large images) against autograd through gram_style_cost: same J,
-    same dJ/da, in slices of 3 rows (11 rows: a ragged last slice), the gradient in a's dtype."""
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_lean_gram_cost_equals_float64_autograd_of_the_plain_one(dtype, channels_last) -> None:
+    """The one-node Gram cost against float64 autograd through gram_style_cost on the same
+    values: same J, same dJ/da (the incoming gradient used), the gradient in a's dtype and
+    memory format; bf16 summed over chunks of 16 positions (77: a ragged last chunk)."""
     from cnnkit.style import costs
 
     torch.manual_seed(0)
     a = torch.randn(1, 5, 11, 7).to(dtype)
-    G_S = costs.gram_matrix(torch.randn(1, 5, 11, 7))
-    plain_a = a.detach().clone().requires_grad_(True)
-    J_plain = costs.gram_style_cost(G_S, plain_a.float())
-    J_plain.backward()
-    monkeypatch.setattr(costs, "SLICE_VALUES", 0)
+    if channels_last:
+        a = a.contiguous(memory_format=torch.channels_last)
+    G_S = costs.gram_matrix(torch.randn(1, 5, 11, 7).double())
+    ref_a = a.detach().double().contiguous().requires_grad_(True)
+    J_ref = costs.gram_style_cost(G_S, ref_a)
+    J_ref.backward()
     lean_a = a.detach().clone().requires_grad_(True)
-    J_lean = costs.gram_style_cost_lean(G_S, lean_a, rows=3)
-    (2 * J_lean).backward()  # the incoming gradient is used
-    torch.testing.assert_close(J_lean, J_plain, rtol=1e-5, atol=0)
-    assert lean_a.grad is not None and plain_a.grad is not None
-    assert lean_a.grad.dtype == dtype
+    J_lean = costs.gram_style_cost_lean(G_S.float(), lean_a, chunk=16)
+    (2 * J_lean).backward()
     tol = 1e-5 if dtype == torch.float32 else 2e-2
-    torch.testing.assert_close(lean_a.grad.float(), 2 * plain_a.grad.float(), rtol=tol, atol=tol)
-    sliced = costs.gram_matrix_sliced(a, rows=3)
-    torch.testing.assert_close(sliced, costs.gram_matrix(a.float()), rtol=1e-5, atol=1e-4)
+    assert J_lean.dtype == torch.float32
+    torch.testing.assert_close(J_lean.double(), J_ref.detach(), rtol=tol, atol=0)
+    grad = lean_a.grad
+    assert grad is not None and ref_a.grad is not None
+    assert grad.dtype == dtype
+    assert grad.is_contiguous(memory_format=torch.channels_last) == channels_last
+    scale = float(ref_a.grad.abs().max())
+    torch.testing.assert_close(grad.double(), 2 * ref_a.grad, rtol=tol, atol=tol * scale)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_bf16_gram_in_chunks_is_close_to_the_exact_one(channels_last) -> None:
+    """gram_matrix_fp32 of a bf16 map (bf16 matmuls over chunks, summed in fp32) against the
+    float64 Gram matrix of the same bf16 values: within one bf16 rounding (2^-8), and on average
+    at least twice closer than one bf16 matmul rounded once."""
+    from cnnkit.style.costs import gram_matrix_fp32, gram_matrix_sliced
+
+    torch.manual_seed(1)
+    a = torch.rand(1, 16, 64, 64).bfloat16()  # non-negative, as ReLU maps
+    if channels_last:
+        a = a.contiguous(memory_format=torch.channels_last)
+    exact = gram_matrix(a.double().contiguous())
+    G = gram_matrix_fp32(a, chunk=256)
+    assert G.dtype == torch.float32 and G.shape == (1, 16, 16)
+    err = ((G.double() - exact).abs() / exact).mean()
+    one = gram_matrix_fp32(a, chunk=64 * 64)  # one bf16 matmul: rounded once to bf16
+    err_one = ((one.double() - exact).abs() / exact).mean()
+    assert float(((G.double() - exact).abs() / exact).max()) < 2**-8
+    assert float(err) < 2**-11 and float(err) < float(err_one) / 2
+    torch.testing.assert_close(gram_matrix_sliced(a, rows=3).double(), exact, rtol=1e-6, atol=0)
+    f32 = gram_matrix_fp32(a.float())
+    torch.testing.assert_close(f32.double(), exact, rtol=1e-5, atol=0)

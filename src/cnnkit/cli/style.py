@@ -128,7 +128,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--precision",
         choices=("auto", "fp32", "bf16"),
         default="auto",
-        help="auto: bf16 autocast where the CPU/GPU supports it, else fp32",
+        help="auto: bf16 where the CPU/GPU computes it natively, else fp32",
     )
     w = p.add_argument_group("costs")
     w.add_argument("--alpha", type=float, default=1.0, help="content weight (1)")
@@ -297,12 +297,13 @@ def _run_gatys(args: argparse.Namespace) -> int:
         return 130
     final = f"J={history.total[-1]:.4g}" if history.total else "no iterations"
     log.info(
-        "wrote %s (%s, %d iterations in %.1f s, %s backbone)",
+        "wrote %s (%s, %d iterations in %.1f s, %s backbone; %s)",
         out,
         final,
         len(history.total),
         history.seconds,
         history.backbone,
+        history.compute,
     )
     return 0
 

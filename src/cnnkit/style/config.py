@@ -61,7 +61,8 @@ class StyleConfig:
     per_channel: bool = True  # random backbone: unit variance per channel (else per layer)
     device: str = "cpu"  # "cpu", "cuda", ... or "auto"
     precision: str = "auto"  # "auto" (bf16 where the CPU has it), "fp32" or "bf16"
-    channels_last: bool = False  # channels-last convolutions inside the forward
+    # channels-last convolutions inside the forward; None (auto): on AVX-512 / AMX CPUs
+    channels_last: bool | None = None
     line_search: bool = True  # L-BFGS with a strong-Wolfe line search (else fixed steps)
     lbfgs_rescale: bool = True  # L-BFGS on G / (0.02 numel): a first step of useful size
 
@@ -83,6 +84,7 @@ class History:
     seconds: float = 0.0
     interrupted: bool = False
     backbone: str = ""
+    compute: str = ""  # which path ran: precision, memory format, CPU (transfer.compute_path)
     scales: list[tuple[int, int]] = field(
         default_factory=list
     )  # (size px, iterations), coarse first

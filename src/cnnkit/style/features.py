@@ -65,8 +65,8 @@ class FeatureExtractor(nn.Module):
         mean, std: per-channel input normalisation the weights expect (ImageNet by default).
         pooling: ``"max"`` keeps the network's max pooling, ``"avg"`` swaps in 2x2 average
             pooling (smoother gradients; Gatys et al. prefer it for image synthesis).
-        channels_last: run the convolutions in channels-last memory format (input and output stay
-            ordinary NCHW tensors).
+        channels_last: run the convolutions in channels-last memory format (the input is an
+            ordinary NCHW tensor; the returned maps are NCHW in shape, channels-last in memory).
 
     Input: ``(N, 3, H, W)`` RGB in [0, 1]. Output: ``{name: a[l]}`` with ``a[l]`` of shape
     ``(N, n_C, n_H, n_W)``.
@@ -122,6 +122,9 @@ class FeatureExtractor(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``(N, 3, H, W)`` in [0, 1] -> ``{name: (N, n_C, n_H, n_W)}``."""
         x = (x - self.mean) / self.std
+        dtype = self.body[0].weight.dtype if isinstance(self.body[0], nn.Conv2d) else x.dtype
+        if x.dtype != dtype:  # a bf16 network (set_dtype): bf16 maps, the gradient cast back
+            x = x.to(dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         wanted = {index: name for name, index in self.index.items()}
@@ -141,6 +144,12 @@ class FeatureExtractor(nn.Module):
             if index in wanted:
                 out[wanted[index]] = x
         return out
+
+    def set_dtype(self, dtype: torch.dtype) -> FeatureExtractor:
+        """Run the convolutions in ``dtype`` (e.g. bf16): the weights are converted once, the
+        input normalisation stays fp32. Unlike autocast, no weight is re-cast per forward."""
+        self.body.to(dtype)
+        return self
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         """Always stays in eval mode (the network is a fixed feature extractor)."""

@@ -60,7 +60,14 @@ from cnnkit.style.images import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_STYLE_LAYERS", "DivergedError", "History", "StyleConfig", "transfer"]
+__all__ = [
+    "DEFAULT_STYLE_LAYERS",
+    "DivergedError",
+    "History",
+    "StyleConfig",
+    "compute_path",
+    "transfer",
+]
 
 
 #: The largest size at which the random backbone's normalisation is measured.
@@ -77,23 +84,21 @@ class _Objective:
         content: torch.Tensor,
         styles: list[torch.Tensor],
         blend: list[float],
-        autocast: bool,
     ) -> None:
         self.config = config
-        self.extractor = extractor
-        self.autocast = autocast
+        self.extractor = extractor  # fp32, or bf16 (FeatureExtractor.set_dtype): bf16 maps
         self.layers = list(config.style_layers)
         n = len(self.layers)
         lambdas = list(config.style_layer_weights or [1.0 / n] * n)
         with torch.inference_mode():
-            a_G0 = self._features(content)  # also gives the shapes of G's activations
+            a_G0 = self.extractor(content)  # also gives the shapes of G's activations
             a_C = a_G0[config.content_layer].float()
             shapes = {name: a.shape for name, a in a_G0.items()}
             del a_G0  # a 2048 px image's maps are GBs: hold one image's at a time
             # style targets per position, blended over style images: sum_s w_s G(S_s) / n_HW(S_s)
             targets = [torch.zeros(()) for _ in self.layers]
             for w, style in zip(blend, styles, strict=True):
-                a_S = self._features(style)
+                a_S = self.extractor(style)
                 for i, name in enumerate(self.layers):
                     n_hw = a_S[name].shape[2] * a_S[name].shape[3]
                     targets[i] = targets[i] + w * gram_matrix_sliced(a_S[name]) / n_hw
@@ -116,18 +121,13 @@ class _Objective:
                 float(content_cost(self.a_C, torch.zeros_like(self.a_C))), 1e-30
             )
 
-    def _features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.autocast:
-            with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
-                return self.extractor(x)
-        return self.extractor(x)
-
     def __call__(self, G: torch.Tensor) -> tuple[torch.Tensor, ...]:
         cfg = self.config
-        a_G = self._features(G)
+        a_G = self.extractor(G)
         J_content = content_cost(self.a_C, a_G[cfg.content_layer].float()) / self.content_scale
         J_style = torch.zeros((), device=G.device)
         for name, G_S, lam in zip(self.layers, self.G_S, self.lambdas, strict=True):
+            # one node per layer: Gram matrix and its gradient in the map's dtype and layout
             J_style = J_style + lam * gram_style_cost_lean(G_S, a_G[name])
         tv = total_variation(G) if cfg.tv_weight else torch.zeros((), device=G.device)
         c, s, t = cfg.alpha * J_content, cfg.beta * J_style, cfg.tv_weight * tv
@@ -279,6 +279,31 @@ def _fast_start(
     return _luminance_only(G) if config.preserve_colors else G
 
 
+def compute_path(config: StyleConfig, device: torch.device) -> tuple[bool, bool, str]:
+    """(bf16, channels-last, a description) for ``config.precision`` and ``config.channels_last``
+    on ``device``, read from what the CPU reports.
+
+    ``precision="auto"``: bf16 network and maps where the hardware computes bf16 natively (CPU:
+    AVX-512 BF16 or AMX; CUDA with bf16), fp32 elsewhere. ``channels_last=None`` (auto): on
+    where ATen runs its AVX-512 (or AMX) kernels, where oneDNN's convolutions and their backward
+    are faster in NHWC (measured per forward+backward at 512 px, CPU time: bf16 1.27x, fp32
+    1.22x; docs/style.md); NCHW on other CPUs (AVX2: no gain measured on real hardware) and on
+    GPUs. The Gram matrices, their differences and the costs are always summed in fp32.
+    """
+    native = bf16_supported(device)
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and native)
+    cap = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else device.type
+    channels_last = config.channels_last
+    if channels_last is None:
+        channels_last = device.type == "cpu" and cap in ("AVX512", "AMX")
+    parts = [
+        "bf16 network and maps, fp32 Gram sums and costs" if bf16 else "fp32",
+        "channels-last" if channels_last else "NCHW",
+        f"{cap}, {'native' if native else 'no native'} bf16",
+    ]
+    return bf16, bool(channels_last), "; ".join(parts)
+
+
 def transfer(
     content: ImageInput,
     styles: ImageInput | Sequence[ImageInput],
@@ -313,7 +338,7 @@ def transfer(
         raise CnnkitError("give at least one style image")
     check_config(config, len(style_list))
     device = _pick_device(config.device)
-    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_supported(device))
+    use_bf16, channels_last, history_compute = compute_path(config, device)
     content_pil = _to_pil(content, "the content image")
     style_pils = [_to_pil(s, f"style image {i + 1}") for i, s in enumerate(style_list)]
     blend = list(config.style_blend_weights or [1.0] * len(style_pils))
@@ -359,11 +384,14 @@ def transfer(
         download=config.download,
         pooling=config.pooling,
         seed=config.random_seed,
-        channels_last=config.channels_last,
+        channels_last=channels_last,
     )
     extractor = backbone.extractor.to(device)
+    if use_bf16:  # after the random backbone's normalisation, which runs in fp32
+        extractor.set_dtype(torch.bfloat16)
+    log.info("gatys: %s", history_compute)
     fast_start = _fast_start(config, content_pil, style_pils, blend, sizes[0], device)
-    history = History(backbone=backbone.name, scales=schedule)
+    history = History(backbone=backbone.name, scales=schedule, compute=history_compute)
     start = time.perf_counter()
     G: torch.Tensor | None = None
     from cnnkit.progress import progress
@@ -381,7 +409,7 @@ def transfer(
                 C = _luminance_only(C)
                 S = [_luminance_only(s, like=C) for s in S]
             extractor.checkpoint = C.shape[2] * C.shape[3] > CHECKPOINT_PIXELS
-            objective = _Objective(config, extractor, C, S, blend, use_bf16)
+            objective = _Objective(config, extractor, C, S, blend)
             log.info(
                 "scale %d/%d: %d px, %d iterations",
                 scale_index + 1,
