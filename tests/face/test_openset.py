@@ -97,6 +97,22 @@ def test_tnorm_separates_a_stranger_near_everybody() -> None:
     assert raw.score[1] < raw.score[0]  # by distance, the stranger looks the better match
 
 
+@pytest.mark.parametrize("norm", openset.NORMS)
+def test_a_photo_without_a_face_searches_as_a_reject(norm: str) -> None:
+    """A NaN probe (no face) is a non-mated reject at every tau: adding it changes no tau, even
+    when a gallery person's photo has no face either (T-norm once scored that pair as close)."""
+    rng = np.random.default_rng(1)
+    persons = [f"p{i}" for i in range(8) for _ in (0, 1)] + ["s1", "s2", "s3"]
+    x = rng.normal(size=(len(persons), 16)) / 4
+    x[0] = np.nan  # p0's enrolled photo
+    with_nan = np.concatenate([x, np.full((1, 16), np.nan)])
+    r = openset.evaluate_descriptors(x, persons, norm=norm, fpirs=(0.0,))
+    r_nan = openset.evaluate_descriptors(with_nan, [*persons, "s4"], norm=norm, fpirs=(0.0,))
+    assert r_nan.n_nonmated == r.n_nonmated + 1
+    assert r_nan.tau_at_fpir[0.0] == pytest.approx(r.tau_at_fpir[0.0])
+    assert r_nan.fnir_at_fpir[0.0] == pytest.approx(r.fnir_at_fpir[0.0])
+
+
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(["face", *argv])
     out, err = capsys.readouterr()

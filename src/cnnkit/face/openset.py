@@ -260,7 +260,11 @@ def evaluate_descriptors(
         pad = np.full((len(dist), len(sp.persons) - dist.shape[1]), np.inf)
         dist = np.concatenate([dist, pad], axis=1)
     dist[~np.isfinite(dist)] = 1e3
-    return evaluate_searches(search(dist, sp.mates, norm), len(sp.persons), norm, fpirs)
+    s = search(dist, sp.mates, norm)
+    miss = np.isnan(x[sp.probes]).any(axis=1)
+    if miss.any():  # no face: a miss or a reject at every tau, whatever the normalisation
+        s = Searches(np.where(miss, np.inf, s.score), np.where(miss, -1, s.nearest), s.mate)
+    return evaluate_searches(s, len(sp.persons), norm, fpirs)
 
 
 def plot_det(result: OpenSetResult, path: str | Path, title: str = "DET") -> Path:
