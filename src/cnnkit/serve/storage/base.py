@@ -20,12 +20,13 @@ collections; a key belongs to one gallery and sees only its persons):
 
 How to write a backend
 ======================
-:class:`SQLStorage` (``storage/sql.py``) holds every query, written once in portable SQL with
-``?`` placeholders and ``RETURNING id``. A backend subclasses it and provides only:
+:class:`SQLStorage` (``storage/sql.py``, the API-key queries in ``storage/keys.py``) holds every
+query, written once in portable SQL with ``?`` placeholders and ``RETURNING id``. A backend
+subclasses it and provides only:
 
 ``SCHEMA`` (class attribute)
     The DDL (statements separated by ``;``) creating the tables above with the column names
-    used in ``sql.py``; identity/serial ids, BLOB/BYTEA for vectors.
+    used in ``sql.py`` and ``keys.py``; identity/serial ids, BLOB/BYTEA for vectors.
 ``_connection()`` (context manager -> connection)
     A DB-API connection for one unit of work, with ``.execute(sql, params) -> cursor``
     (``fetchone``/``fetchall``). SQLite: one connection per thread; psycopg: a pool.

@@ -2,14 +2,12 @@
 
 Placeholders are ``?`` (a backend's ``_sql`` rewrites them), inserts use ``RETURNING id``
 (SQLite >= 3.35, PostgreSQL), and times are ISO 8601 text. See ``storage/base.py`` for what a
-backend provides.
+backend provides. The API-key queries are in ``storage/keys.py`` (a mixin of :class:`SQLStorage`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import secrets
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -25,14 +23,12 @@ from cnnkit.serve.storage.base import (
     PERSON_RENAMED,
     PHOTO_DELETED,
     PHOTOS_ADDED,
-    ROLES,
     AuditRow,
     Change,
     Conflict,
     GalleryVectors,
     ImportCounts,
     ImportPerson,
-    KeyRow,
     ModelMismatch,
     PersonRow,
     PhotoRow,
@@ -40,20 +36,14 @@ from cnnkit.serve.storage.base import (
     identification_meta,
     now,
 )
+from cnnkit.serve.storage.keys import KeyQueries
 from cnnkit.serve.storage.transfer import import_persons, set_meta
 
 SCHEMA_VERSION = "1"
-KEY_PREFIX = "cnk_"
 
 _PERSON_COLUMNS = (
     "p.id, p.name, (SELECT COUNT(*) FROM photos f WHERE f.person_id = p.id), p.created_at"
 )
-_KEY_COLUMNS = "k.id, k.role, g.name, k.label, k.created_at, k.revoked_at"
-
-
-def hash_secret(secret: str) -> str:
-    """sha256 hex of an API key: keys are 256-bit random, so a plain hash is enough."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def _vectors(blobs: list[bytes], dim: int) -> np.ndarray:
@@ -94,8 +84,11 @@ class Tx:
         )
 
 
-class SQLStorage(Storage):
-    """:class:`Storage` in SQL; subclasses give connections, transactions and the dialect."""
+class SQLStorage(KeyQueries, Storage):
+    """:class:`Storage` in SQL; subclasses give connections, transactions and the dialect.
+
+    The API-key queries are in :class:`~cnnkit.serve.storage.keys.KeyQueries`.
+    """
 
     SCHEMA: str = ""
 
@@ -445,58 +438,6 @@ class SQLStorage(Storage):
             (gallery,),
         )
         return int(persons or 0), int(photos or 0)
-
-    # -- keys -----------------------------------------------------------------------------
-    def create_key(self, role: str, gallery: str, label: str | None = None) -> tuple[KeyRow, str]:
-        if role not in ROLES:
-            raise CnnkitError(f"unknown role {role!r}", hint="use one of: " + ", ".join(ROLES))
-        gallery = check_name(gallery)
-        secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        with self._write() as tx:
-            gid = self._gallery_id(tx, gallery)
-            (kid,) = tx.one(
-                "INSERT INTO api_keys(hash, role, gallery_id, label, created_at)"
-                " VALUES (?, ?, ?, ?, ?) RETURNING id",
-                (hash_secret(secret), role, gid, label, now()),
-            )
-            tx.audit(gid, "key.create", None, None, f"key {kid} ({role})")
-        return self._key(int(kid)), secret
-
-    def _key(self, key_id: int) -> KeyRow:
-        rows = self._read(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN galleries g ON g.id = k.gallery_id"
-            " WHERE k.id = ?",
-            (key_id,),
-        )
-        if not rows:
-            raise NotFoundError(f"no key with id {key_id}", hint="see them: cnnkit serve keys list")
-        return KeyRow(int(rows[0][0]), *rows[0][1:])
-
-    def key_for_secret(self, secret: str) -> KeyRow | None:
-        rows = self._read(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN galleries g ON g.id = k.gallery_id"
-            " WHERE k.hash = ? AND k.revoked_at IS NULL",
-            (hash_secret(secret),),
-        )
-        return KeyRow(int(rows[0][0]), *rows[0][1:]) if rows else None
-
-    def list_keys(self) -> list[KeyRow]:
-        rows = self._read(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN galleries g ON g.id = k.gallery_id"
-            " ORDER BY k.id"
-        )
-        return [KeyRow(int(r[0]), *r[1:]) for r in rows]
-
-    def revoke_key(self, key_id: int) -> KeyRow:
-        key = self._key(int(key_id))
-        with self._write() as tx:
-            tx.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (now(), key.id),
-            )
-            gid = self._gallery_id(tx, key.gallery)
-            tx.audit(gid, "key.revoke", None, None, f"key {key.id}")
-        return self._key(key.id)
 
     # -- audit and feed -------------------------------------------------------------------
     def audit_log(self, gallery: str, *, limit: int = 100) -> list[AuditRow]:
