@@ -74,12 +74,20 @@ def setup(device: str = "auto") -> DistContext:
     return DistContext(rank, world_size, local_rank, dev, backend)
 
 
-def teardown(ctx: DistContext) -> None:
-    """Leave the process group (if we joined one)."""
+def teardown(ctx: DistContext, *, together: bool = True) -> None:
+    """Leave the process group (if we joined one); ``together``: all processes at once.
+
+    The barrier first: a process that exits while a peer still reads from its gloo connection
+    makes that peer abort ("Connection closed by peer", SIGABRT); rank 0 writes the checkpoint
+    after the epoch's last collective, so without it the ranks leave at different times. After
+    an error (``together=False``) there is no barrier: the peers may be in another collective.
+    """
     if ctx.enabled:
         import torch.distributed as dist
 
         if dist.is_initialized():
+            if together:
+                dist.barrier()
             dist.destroy_process_group()
 
 

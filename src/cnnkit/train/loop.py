@@ -262,9 +262,12 @@ def train(cfg: TrainConfig, callback: Callback | None = None) -> TrainResult:
     cfg = cfg.resolved()
     ctx = dist_util.setup("cpu" if cfg.engine == "numpy" else cfg.device)
     try:
-        return _train(cfg, ctx, callback)
-    finally:
-        dist_util.teardown(ctx)
+        result = _train(cfg, ctx, callback)
+    except BaseException:
+        dist_util.teardown(ctx, together=False)
+        raise
+    dist_util.teardown(ctx)
+    return result
 
 
 def _train(cfg: TrainConfig, ctx: dist_util.DistContext, callback: Callback | None) -> TrainResult:
