@@ -191,6 +191,27 @@ def cost(root: Path, images: list[str], boxes: np.ndarray, n: int = 60) -> dict[
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
+def halves(emb: np.ndarray, persons: list[str], sets: list[str]) -> None:
+    """Each set's rank-1 and FNIR at FPIR 0.01 (T-norm) on the 6 person-disjoint halves of
+    bench/face_openset_levers.py (seeds 0-2, halves A and B): is a gain the same on each?"""
+    import face_openset_levers as levers  # bench/face_openset_levers.py
+
+    print("person-disjoint halves (T-norm; rank-1 / FNIR@0.01 per half, then the mean):")
+    xs = {k: combine(emb, SETS[k], "mean") for k in sets}
+    per: dict[str, list[tuple[float, float]]] = {k: [] for k in sets}
+    for seed in range(3):
+        a = levers.person_halves(persons, seed)
+        for half in (np.flatnonzero(a), np.flatnonzero(~a)):
+            for k, x in xs.items():
+                r = levers.measure(x, half, persons, "tnorm")
+                per[k].append((r.rank1, r.fnir_at_fpir[0.01]))
+    for k, v in per.items():
+        cells = " ".join(f"{pct(r)}/{pct(f)}" for r, f in v)
+        m = np.mean(v, axis=0)
+        up = sum(r > b[0] for (r, _), b in zip(v, per["base"], strict=True))
+        print(f"  {k:20s} {cells}  mean {pct(m[0])}/{pct(m[1])}  rank-1 above base in {up}/6")
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
@@ -202,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lfw", type=Path, default=bench_openset.LFW_DEFAULT)
     ap.add_argument("--threads", type=int, default=2, help="threads for the LFW embedding")
     ap.add_argument("--skip-cost", action="store_true")
+    ap.add_argument("--halves", action="store_true", help="also the 6 person-disjoint halves")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     bench_face._threads(args.threads)
@@ -243,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{pct(acc)} +- {pct(se)} | {rt.fnir_at_fpir[0.01] / d_fnir:.3f} | "
                 f"{ms:.1f} | {rate:.1f}"
             )
+    if args.halves:
+        halves(emb, persons, ["base", "base+int", "base+pad", "base+rot", "base+pad+shift+rot"])
     best = min(rows, key=lambda k: (rows[k][0].fnir_at_fpir[0.01], -rows[k][0].rank1))
     base, pad = rows["base", "mean"], rows["base+pad", "mean"]
     bt, bacc, brate = rows[best]
