@@ -77,3 +77,17 @@ def test_bad_inputs_are_shape_errors(shipped):
         align(img, marks[:4])
     with pytest.raises(ShapeError, match=r"uint8"):
         align(img.astype(np.float32), marks)
+
+
+def test_align_faces_one_chip_per_padding_like_dlib(shipped):
+    from cnnkit.face.alignment import align_faces
+
+    img, _ = shipped["grace_hopper"]
+    boxes = detect(img, 1)[:1]
+    marks, chips = align_faces(img, boxes, 0, (0.25, 0.2, 0.3))
+    assert chips.shape == (3, 150, 150, 3)
+    for chip, padding in zip(chips, (0.25, 0.2, 0.3), strict=True):
+        np.testing.assert_array_equal(chip, _dlib_chip(img, marks[0], padding=padding))
+    assert not np.array_equal(chips[1], chips[2])
+    with pytest.raises(ShapeError, match="padding"):
+        align_faces(img, boxes, 0, ())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cnnkit import face
-from cnnkit.errors import CnnkitError, DatabaseError
+from cnnkit.errors import CnnkitError, DatabaseError, ShapeError
 from cnnkit.face.descriptors import get_pipeline, with_flip
 from tests.face.shipped import write_photos
 
@@ -89,3 +89,35 @@ def test_export_import_carry_the_pipeline(tmp_path: Path) -> None:
         assert db.import_(tmp_path / "new.npz") == 1 and db.pipeline == "subpixel+flip"
     with face.Gallery(tmp_path / "copy2.sqlite3") as db:
         assert db.import_(tmp_path / "old.npz") == 1 and db.pipeline == "dlib"
+
+
+def test_padding_views_are_averaged_and_recorded(tmp_path: Path, photos) -> None:
+    from cnnkit.face.alignment import align
+    from cnnkit.face.pipeline import embed_chips
+    from cnnkit.face.recognize import find_faces
+
+    p = get_pipeline("subpixel+flip+pad")
+    assert (p.landmark_upsample, p.flip, p.paddings) == (1, True, (0.25, 0.2, 0.3))
+    assert with_flip("subpixel+flip+pad", True) == "subpixel+flip+pad"
+    assert get_pipeline(None).paddings == (0.25,)  # the default is unchanged
+    enc = face.default_encoder()
+    img = face.load_image(photos["grace"])
+    (f,) = find_faces(img, 0, enc, "subpixel+flip+pad", "hog")
+    chips = np.stack([align(img, f.landmarks, padding=q) for q in p.paddings])
+    views = enc.embed(np.concatenate([chips, np.ascontiguousarray(chips[:, :, ::-1])]))
+    np.testing.assert_allclose(f.embedding, views.mean(axis=0), atol=1e-5)
+    np.testing.assert_array_equal(f.chip, chips[0])
+    (g,) = find_faces(img, 0, enc, "subpixel+flip", "hog")
+    assert face.distance(f.embedding, g.embedding) > 1e-3  # other views: another descriptor
+    with pytest.raises(ShapeError, match="3 views"):
+        embed_chips(np.concatenate([chips, chips[:2]]), enc, True, views=3)
+    with face.Gallery(tmp_path / "pad.sqlite3") as db:
+        face.enroll(
+            db, "Grace", [photos["grace"]], encoder=enc, upsample=0, pipeline=p.name, detector="hog"
+        )
+        assert db.pipeline == "subpixel+flip+pad" and db.info().pipeline_recorded
+        np.testing.assert_allclose(db.vectors_of("Grace")[0], f.embedding, atol=1e-5)
+        v = face.verify_photo(db, photos["grace"], "Grace", encoder=enc, upsample=0, detector="hog")
+        assert v.match and v.distance < 1e-5  # the query is made with the database's pipeline
+        rows = list(face.identify_many([photos["grace"]], db, enc, upsample=0, detector="hog"))
+        assert [(r[2], r[4]) for r in rows] == [("Grace", None)] and rows[0][3] < 1e-5

@@ -242,7 +242,10 @@ def align(
 
 
 def align_faces(
-    image: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], landmark_upsample: int = 0
+    image: np.ndarray,
+    boxes: Sequence[tuple[int, int, int, int]],
+    landmark_upsample: int = 0,
+    paddings: Sequence[float] = (0.25,),
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Landmarks -> aligned chips for the faces in ``boxes`` (the one copy of that routine).
 
@@ -250,12 +253,17 @@ def align_faces(
         image: (H, W, 3) uint8 RGB.
         boxes: (top, right, bottom, left) boxes, e.g. from :func:`cnnkit.face.detect`.
         landmark_upsample: see :func:`cnnkit.face.landmarks` (0: dlib's integer points).
+        paddings: one chip per face and padding (see :func:`align`), face by face: the
+            ``V = len(paddings)`` chips of face i are rows ``i * V`` .. ``i * V + V - 1``
+            (what :func:`cnnkit.face.embed_chips` averages with ``views=V``).
 
     Returns:
-        The (5, 2) landmarks of each face and their (n, 150, 150, 3) uint8 chips.
+        The (5, 2) landmarks of each face and their (n * V, 150, 150, 3) uint8 chips.
     """
     from cnnkit.face.detection import landmarks
 
+    if not paddings:
+        raise ShapeError("align_faces needs at least one padding")
     marks = [landmarks(image, b, landmark_upsample) for b in boxes]
-    chips = [align(image, m) for m in marks]
+    chips = [align(image, m, padding=p) for m in marks for p in paddings]
     return marks, np.stack(chips) if chips else np.zeros((0, 150, 150, 3), np.uint8)

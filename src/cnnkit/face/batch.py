@@ -29,15 +29,20 @@ class Detected:
 
     path: Path
     boxes: list[Box]
-    chips: np.ndarray  # (n, 150, 150, 3) uint8
+    chips: np.ndarray  # (n * V, 150, 150, 3) uint8: V = len(paddings) chips per face
     error: str | None = None  # the one-line message when the image could not be read
 
 
 def detect_and_align(
-    path: str | Path, upsample: int = 1, landmark_upsample: int = 0, detector: str = "hog"
+    path: str | Path,
+    upsample: int = 1,
+    landmark_upsample: int = 0,
+    detector: str = "hog",
+    paddings: tuple[float, ...] = (0.25,),
 ) -> Detected:
     """Read one image, find its faces (``detector``: hog, cnn or auto) and align them
-    (``landmark_upsample``: see :func:`cnnkit.face.faces`); errors are captured, not raised."""
+    (``landmark_upsample``, ``paddings``: see :func:`cnnkit.face.faces`); errors are captured,
+    not raised."""
     from cnnkit.face.alignment import align_faces
     from cnnkit.face.detection import detect, load_image
 
@@ -45,14 +50,14 @@ def detect_and_align(
     try:
         image = load_image(path)
         boxes = detect(image, upsample, detector)
-        _, chips = align_faces(image, boxes, landmark_upsample)
+        _, chips = align_faces(image, boxes, landmark_upsample, paddings)
     except (CnnkitError, OSError) as exc:  # OSError: a read failing below the loader's checks
         message = exc.message if isinstance(exc, CnnkitError) else f"{path}: {exc}"
         return Detected(path, [], np.zeros((0, 150, 150, 3), np.uint8), message)
     return Detected(path, list(boxes), chips)
 
 
-def _detect_star(args: tuple[str, int, int, str]) -> Detected:
+def _detect_star(args: tuple[str, int, int, str, tuple[float, ...]]) -> Detected:
     return detect_and_align(*args)
 
 
@@ -62,15 +67,16 @@ def detect_many(
     cpus: int = 1,
     landmark_upsample: int = 0,
     detector: str = "hog",
+    paddings: tuple[float, ...] = (0.25,),
 ) -> Iterator[Detected]:
     """:func:`detect_and_align` over many images, in order; ``cpus`` > 1 uses worker processes."""
     if cpus <= 1 or len(paths) < 2:
         for p in paths:
-            yield detect_and_align(p, upsample, landmark_upsample, detector)
+            yield detect_and_align(p, upsample, landmark_upsample, detector, paddings)
         return
     import multiprocessing as mp
 
-    jobs = [(str(p), upsample, landmark_upsample, detector) for p in paths]
+    jobs = [(str(p), upsample, landmark_upsample, detector, paddings) for p in paths]
     with mp.get_context("spawn").Pool(min(cpus, len(paths))) as pool:
         yield from pool.imap(_detect_star, jobs, chunksize=2)
 
@@ -104,7 +110,7 @@ def identify_many(
     def flush() -> Iterator[tuple[Path, Box | None, str | None, float, str | None]]:
         chips = [d.chips for d in pending if len(d.chips)]
         if chips:
-            emb = embed_chips(np.concatenate(chips), encoder, pipeline.flip)
+            emb = embed_chips(np.concatenate(chips), encoder, pipeline.flip, len(pipeline.paddings))
             matches = iter(gallery.nearest(emb, threshold.k))
         else:
             matches = iter([])
@@ -119,9 +125,11 @@ def identify_many(
         pending.clear()
 
     n_chips = 0
-    for detected in detect_many(paths, upsample, cpus, pipeline.landmark_upsample, detector):
+    for detected in detect_many(
+        paths, upsample, cpus, pipeline.landmark_upsample, detector, pipeline.paddings
+    ):
         pending.append(detected)
-        n_chips += len(detected.chips)
+        n_chips += len(detected.boxes)
         if n_chips >= batch_size:
             yield from flush()
             n_chips = 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnkit.errors import ShapeError
 from cnnkit.face.alignment import align_faces
 from cnnkit.face.detection import Box, check_image, detect
 from cnnkit.face.encoder import FaceEncoder
@@ -48,16 +49,24 @@ def embed(chips: np.ndarray, encoder: FaceEncoder | None = None) -> np.ndarray:
 
 
 def embed_chips(
-    chips: np.ndarray, encoder: FaceEncoder | None = None, flip: bool = False
+    chips: np.ndarray, encoder: FaceEncoder | None = None, flip: bool = False, views: int = 1
 ) -> np.ndarray:
     """:func:`embed`, and with ``flip`` the mean of each chip's descriptor and its mirror
-    image's: (N, 150, 150, 3) uint8 -> (N, 128) float32."""
+    image's: (N, 150, 150, 3) uint8 -> (N, 128) float32. With ``views`` V > 1, each run of V
+    consecutive chips is one face (:func:`cnnkit.face.alignment.align_faces` with V paddings)
+    and its descriptor the mean over them: (N * V, 150, 150, 3) -> (N, 128)."""
     enc = encoder or default_encoder()
+    if views < 1 or len(chips) % views:
+        raise ShapeError(f"{len(chips)} chips are not faces of {views} views each")
     if not flip or len(chips) == 0:
-        return enc.embed(chips)
-    both = enc.embed(np.concatenate([chips, np.ascontiguousarray(chips[:, :, ::-1])]))
-    n = len(chips)
-    return ((both[:n] + both[n:]) / 2.0).astype(np.float32)
+        e = enc.embed(chips)
+    else:
+        both = enc.embed(np.concatenate([chips, np.ascontiguousarray(chips[:, :, ::-1])]))
+        n = len(chips)
+        e = (both[:n] + both[n:]) / 2.0
+    if views > 1:
+        e = e.reshape(-1, views, e.shape[-1]).mean(axis=1)
+    return e.astype(np.float32)
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
@@ -92,19 +101,23 @@ def faces(
     landmark_upsample: int = 0,
     flip: bool = False,
     detector: str = "hog",
+    paddings: tuple[float, ...] = (0.25,),
 ) -> list[Face]:
     """Every face in an (H, W, 3) uint8 RGB image: detected, aligned and embedded in one batch.
 
     ``upsample`` is the detector's (see :func:`detect`); ``landmark_upsample`` > 0 gives
     sub-pixel landmarks (see :func:`landmarks`), steadier for small faces; ``flip`` averages
     each descriptor with its mirror image's; ``detector`` is ``"hog"``, ``"cnn"`` or ``"auto"``
-    (see :func:`detect`). The defaults reproduce dlib's pipeline exactly; the use cases (enroll,
-    identify, ...) use :data:`cnnkit.face.descriptors.DEFAULT_PIPELINE`.
+    (see :func:`detect`); ``paddings``: one chip per padding, the descriptor their mean
+    (test-time augmentation; ``chip`` is the first padding's). The defaults reproduce dlib's
+    pipeline exactly; the use cases (enroll, identify, ...) use
+    :data:`cnnkit.face.descriptors.DEFAULT_PIPELINE`.
     """
     image = check_image(image)
     boxes = detect(image, upsample, detector)
     if not boxes:
         return []
-    marks, chips = align_faces(image, boxes, landmark_upsample)
-    emb = embed_chips(chips, encoder, flip)
-    return [Face(b, m, c, e) for b, m, c, e in zip(boxes, marks, chips, emb, strict=True)]
+    marks, chips = align_faces(image, boxes, landmark_upsample, paddings)
+    v = len(paddings)
+    emb = embed_chips(chips, encoder, flip, v)
+    return [Face(b, m, c, e) for b, m, c, e in zip(boxes, marks, chips[::v], emb, strict=True)]

@@ -225,8 +225,11 @@ def identify_video(
                 tracks = kept
                 todo = [t for t in tracks if not t.described or t.detections >= refresh]
                 if todo:
-                    _, chips = align_faces(image, [t.box for t in todo], pipeline.landmark_upsample)
-                    emb = embed_chips(chips, enc, pipeline.flip)
+                    boxes = [t.box for t in todo]
+                    _, chips = align_faces(
+                        image, boxes, pipeline.landmark_upsample, pipeline.paddings
+                    )
+                    emb = embed_chips(chips, enc, pipeline.flip, len(pipeline.paddings))
                     stats.descriptors += len(todo)
                     for t, near in zip(todo, store.nearest(emb, threshold.k), strict=True):
                         t.name, _ = threshold.decide(near)
