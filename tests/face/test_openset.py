@@ -168,3 +168,17 @@ def test_cli_evaluate_calibrate_info_and_warning(tmp_path: Path, capsys) -> None
     assert info["tau_identification_gallery_size"] == 1 and info["tau_verification"] is None
     code, out, _ = run(capsys, "info", "--db", str(db))
     assert "identification tau" in out and "verification tau: not calibrated" in out
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "advice"),
+    [("dlib", "re-enroll"), ("subpixel+flip", None), ("subpixel+flip+pad", "not the default")],
+)
+def test_info_advises_re_enrolling_only_for_older_pipelines(tmp_path, capsys, pipeline, advice):
+    db = tmp_path / "faces.sqlite3"
+    with Gallery(db) as g:
+        g.add("Ann", np.ones((1, 128), np.float32), model_id="m", pipeline=pipeline)
+    code, out, _ = run(capsys, "info", "--db", str(db))
+    assert code == 0 and f"descriptors made with: {pipeline}\n" in out
+    assert ("re-enroll" in out) == (advice == "re-enroll")
+    assert ("not the default" in out) == (advice == "not the default")

@@ -86,7 +86,7 @@ def run_evaluate_identification(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     from cnnkit.face import DEFAULT_TOLERANCE
-    from cnnkit.face.descriptors import DEFAULT_PIPELINE
+    from cnnkit.face.descriptors import DEFAULT_PIPELINE, PIPELINES
     from cnnkit.face.gallery_meta import info_json
 
     with gallery(args, readonly=True) as db:
@@ -101,11 +101,14 @@ def run_info(args: argparse.Namespace) -> int:
     else:
         note = "" if info.pipeline_recorded else " (a database from before this was recorded)"
         print(f"descriptors made with: {info.pipeline}{note}")
-        if info.pipeline != DEFAULT_PIPELINE:
+        order = list(PIPELINES)  # from the oldest to the most accurate
+        if info.pipeline in order and order.index(info.pipeline) < order.index(DEFAULT_PIPELINE):
             print(
                 f"  the default is now {DEFAULT_PIPELINE} (more accurate): re-enroll the photos "
                 "in a new --db to use it"
             )
+        elif info.pipeline != DEFAULT_PIPELINE:
+            print(f"  (not the default {DEFAULT_PIPELINE}: new photos and searches use it too)")
     tau = f"not calibrated ({DEFAULT_TOLERANCE})" if info.tau is None else f"{info.tau:.4f}"
     print(f"verification tau: {tau}")
     ident = info.identification
