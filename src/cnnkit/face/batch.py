@@ -119,8 +119,9 @@ def identify_many(
                 yield d.path, None, None, float("nan"), d.error
             for box in d.boxes:
                 near = next(matches)
-                name, _ = threshold.decide(near)
-                d1 = near[0].distance if near else float("inf")
+                name, _ = threshold.decide(near, gallery)
+                d1 = next((m.distance for m in near if name and m.name == name), None)
+                d1 = d1 if d1 is not None else (near[0].distance if near else float("inf"))
                 yield d.path, box, name, d1, None
         pending.clear()
 

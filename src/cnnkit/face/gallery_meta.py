@@ -7,8 +7,8 @@ Meta keys (besides ``model_id``, ``dim``, ``tau`` of :mod:`cnnkit.face.gallery`)
 - ``tau_identification``, ``tau_identification_fpir``, ``tau_identification_gallery``,
   ``tau_identification_norm``: the 1:N threshold chosen by ``cnnkit face calibrate --for
   identification`` at that FPIR, the gallery size it was chosen for (a larger gallery needs a
-  stricter tau), and the score it applies to (``none``: the distance; ``tnorm``: see
-  :mod:`cnnkit.face.openset`).
+  stricter tau), and the score it applies to (``none``: the distance; ``tnorm`` or ``snorm``:
+  see :mod:`cnnkit.face.openset`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class IdentificationTau:
     tau: float
     fpir: float
     gallery_size: int  # persons in the gallery it was chosen on
-    norm: str = "none"  # the score it applies to (cnnkit.face.openset): distance, or T-norm
+    norm: str = "none"  # the score it applies to (cnnkit.face.openset): distance, T-norm, S-norm
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from cnnkit.face.openset import (
     OpenSetResult,
     evaluate_descriptors,
     plot_det,
+    probe_scale,
     tnorm_scale,
 )
 from cnnkit.face.store import Match
@@ -44,17 +45,25 @@ class Threshold:
     tau: float
     source: str  # "given", "identification" (calibrate --for identification), "pair", "default"
     warning: str | None = None
-    norm: str = "none"  # the score tau applies to: the distance, or "tnorm" (openset)
+    norm: str = "none"  # the score tau applies to: the distance, "tnorm" or "snorm" (openset)
 
     @property
     def k(self) -> int:
         """How many nearest persons a search needs for this score."""
-        return 1 + TNORM_K if self.norm == "tnorm" else 1
+        return 1 + TNORM_K if self.norm in ("tnorm", "snorm") else 1
 
-    def decide(self, nearest: Sequence[Match]) -> tuple[str | None, float]:
-        """(name or None, score) from the nearest persons of one search, closest first."""
+    def decide(
+        self, nearest: Sequence[Match], store: PersonStore | None = None
+    ) -> tuple[str | None, float]:
+        """(name or None, score) from the nearest persons of one search, closest first.
+        ``"snorm"`` needs ``store`` (the gallery-side cohort of each candidate, computed on the
+        fly) and may name a candidate other than the nearest (see :func:`snorm_decide`)."""
         if not nearest or nearest[0].name is None:
             return None, float("inf")
+        if self.norm == "snorm":
+            if store is None:
+                raise CnnkitError("S-norm scores need the person store")
+            return snorm_decide(nearest, store, self.tau)
         d1 = nearest[0].distance
         score = d1
         if self.norm == "tnorm":
@@ -63,6 +72,42 @@ class Threshold:
             row = np.array([[m.distance for m in nearest]])
             score = float(d1 / tnorm_scale(row)[0])
         return (nearest[0].name if score <= self.tau else None), score
+
+
+def candidate_scales(store: PersonStore, names: Sequence[str]) -> np.ndarray:
+    """mu_g of each of ``names`` (openset.gallery_scale) from the store, on the fly: one k-NN
+    query of the persons' enrolled descriptors against the gallery, the person excluded. NaN
+    for a person with no other person enrolled."""
+    vecs = [np.atleast_2d(np.asarray(store.vectors_of(n), np.float32)) for n in names]
+    rows = store.nearest(np.concatenate(vecs), TNORM_K + 1)
+    out, start = [], 0
+    for name, v in zip(names, vecs, strict=True):
+        best: dict[str, float] = {}
+        for row in rows[start : start + len(v)]:
+            for m in row:
+                if m.name is not None and m.name != name:
+                    best[m.name] = min(best.get(m.name, np.inf), m.distance)
+        start += len(v)
+        near = sorted(best.values())[:TNORM_K]
+        out.append(max(float(np.mean(near)), 1e-6) if near else np.nan)
+    return np.array(out)
+
+
+def snorm_decide(
+    nearest: Sequence[Match], store: PersonStore, tau: float
+) -> tuple[str | None, float]:
+    """S-norm over the candidates ``nearest`` (the 1 + TNORM_K nearest persons, closest
+    first): the candidate with the lowest d / sqrt(mu_p * mu_g), named when its score <= tau."""
+    cands = [m for m in nearest if m.name is not None]
+    if len(cands) < 2:  # a gallery of one person has no cohort: no name
+        return None, float("inf")
+    d = np.array([[m.distance for m in cands]], np.float64)
+    mu_g = candidate_scales(store, [str(m.name) for m in cands])
+    if np.isnan(mu_g).any():
+        return None, float("inf")
+    scores = (d / np.sqrt(probe_scale(d) * mu_g[None, :]))[0]
+    j = int(scores.argmin())
+    return (cands[j].name if scores[j] <= tau else None), float(scores[j])
 
 
 def identification_threshold(

@@ -280,8 +280,9 @@ def identify_image(
     near = store.nearest(np.stack([f.embedding for f in found]), max(k, threshold.k))
     out = []
     for f, cands in zip(found, near, strict=True):
-        best = cands[0] if cands else Match(None, float("inf"))
-        name, score = threshold.decide(cands)
+        name, score = threshold.decide(cands, store)
+        best = next((m for m in cands if name is not None and m.name == name), None)
+        best = best or (cands[0] if cands else Match(None, float("inf")))
         out.append(FaceMatch(f.box, name, best.distance, list(cands[:k]), score))
     return out
 

@@ -232,8 +232,9 @@ def identify_video(
                     emb = embed_chips(chips, enc, pipeline.flip, len(pipeline.paddings))
                     stats.descriptors += len(todo)
                     for t, near in zip(todo, store.nearest(emb, threshold.k), strict=True):
-                        t.name, _ = threshold.decide(near)
-                        t.distance = near[0].distance if near else float("inf")
+                        t.name, _ = threshold.decide(near, store)
+                        named = [m.distance for m in near if t.name and m.name == t.name]
+                        t.distance = (named or [near[0].distance if near else float("inf")])[0]
                         t.described, t.detections = True, 0
             seconds = float(frame.time) if frame.time is not None else i / float(rate)
             rows = [VideoRow(i, seconds, t.id, t.box, t.name, t.distance) for t in tracks]

@@ -180,7 +180,7 @@ def threshold_json(threshold: Threshold) -> dict[str, Any]:
     return {
         "tau": float(threshold.tau),
         "tau_source": threshold.source,  # given, identification, pair or default
-        "score": threshold.norm,  # none: the distance; tnorm: its T-norm
+        "score": threshold.norm,  # none: the distance; tnorm: its T-norm; snorm: S-norm
         "warning": threshold.warning,
     }
 

@@ -66,7 +66,7 @@ class Info(BaseModel):
         None, description="persons in the gallery the identification tau was calibrated on"
     )
     tau_identification_score: str | None = Field(
-        None, description="what the identification tau applies to: none (distance) or tnorm"
+        None, description="what the identification tau applies to: none (distance), tnorm or snorm"
     )
     identify_tau: float = Field(..., description="the tau identify applies now")
     identify_tau_source: str = Field(..., description="identification, pair or default")
