@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from cnnkit.errors import CnnkitError
@@ -135,6 +136,25 @@ def test_identify_uses_the_identification_tau_and_its_score(
     info = api.get("/info", headers=admin).json()
     assert info["tau"] == pytest.approx(d / 2) and info["tau_calibrated"] is True
     assert info["tau_identification_score"] == "tnorm" and info["warning"] is None
+
+    # S-norm: d / sqrt(probe cohort x Grace's own cohort), the latter her distance to Astro,
+    # computed by the server on the fly from the gallery it holds.
+    storage = open_storage(serve_db)
+    try:
+        storage.set_identification_tau(gallery, IdentificationTau(0.9, 0.01, 2, "snorm"))
+        held = storage.load_vectors(gallery)
+    finally:
+        storage.close()
+    by_name = {held.names[int(p)]: v for p, v in zip(held.person_ids, held.vectors, strict=True)}
+    grace_astro = float(np.linalg.norm(by_name["Grace"] - by_name["Astro"]))
+    snormed = _until(
+        lambda: (r := _identify(api, admin, photos["grace_flip"]))["score"] == "snorm" and r
+    )
+    (face,) = snormed["faces"]
+    assert face["name"] == "Grace" and face["distance"] == pytest.approx(d, rel=1e-5)
+    probe_cohort = face["candidates"][0]["distance"]  # the next nearest: Astro
+    expected = d / np.sqrt(probe_cohort * grace_astro)
+    assert face["score"] == pytest.approx(expected, rel=1e-4)
 
 
 # -- cnnkit serve calibrate ------------------------------------------------------------------
