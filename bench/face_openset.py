@@ -12,7 +12,7 @@ each; for dlib also FPIR and FNIR at its default tolerance 0.6.
   without a face enrolls nothing / searches as a miss (a mated miss, a non-mated reject).
 - cnnkit: the descriptors of bench/face.py (cached in bench/out: HOG, retry at upsample 2, then
   the median box), per pipeline (dlib, flip, subpixel, subpixel+flip).
-- the default: the default pipeline with T-norm scores (cnnkit.face.openset.DEFAULT_NORM).
+- the default: the default pipeline with S-norm scores (cnnkit.face.openset.DEFAULT_NORM).
 - levers: T-norm of the scores; 2 enrolled photos per person (min distance, or the mean
   descriptor) against 1, on the same searches (persons with 3+ photos); tau for gallery sizes.
 - pipeline cost: descriptors/s of each pipeline on LFW-dev images (detect + landmarks + align +
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  dlib at tolerance 0.6: FPIR {100 * fpir6:.1f}%, FNIR {100 * fnir6:.2f}%")
     results = {}
     for key, x in variants.items():
-        for norm in ("none", "tnorm"):
+        for norm in openset.NORMS:
             r = openset.evaluate_descriptors(x, persons, norm=norm)
             results[key, norm] = r
             print(f"  cnnkit {key:14s} {norm:5s} {fmt(r)}")
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print("tau and FNIR at FPIR 0.01 by gallery size (default pipeline; 5 draws, mean):")
     for g in (50, 200, res_dlib.n_gallery):
         line = f"  G={g:4d}:"
-        for norm in ("none", "tnorm"):
+        for norm in openset.NORMS:
             draws = [
                 openset.evaluate_descriptors(best_x, persons, gallery_size=g, seed=s, norm=norm)
                 for s in range(5 if g < res_dlib.n_gallery else 1)

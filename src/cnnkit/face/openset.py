@@ -48,7 +48,7 @@ NORMS = ("none", "tnorm", "snorm")
 #: Cohort size of the T-norm: the k next nearest persons after the nearest.
 TNORM_K = 5
 #: The normalisation that ``calibrate --for identification`` uses unless told otherwise.
-DEFAULT_NORM = "tnorm"
+DEFAULT_NORM = "snorm"
 
 
 @dataclass(frozen=True)

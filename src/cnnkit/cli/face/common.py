@@ -129,14 +129,17 @@ def pipeline_opt(p: argparse.ArgumentParser) -> None:
 
 
 def norm_opt(p: argparse.ArgumentParser) -> None:
+    from cnnkit.face.openset import DEFAULT_NORM
+
     p.add_argument(
         "--norm",
         choices=("tnorm", "snorm", "none"),
-        default="tnorm",
-        help="1:N score: tnorm (default), the distance to the nearest person divided by the "
-        "mean distance to the 5 next nearest (per-search T-norm); snorm, the distance divided "
-        "by sqrt(that mean x the person's mean distance to their 5 nearest enrolled persons), "
-        "the best-scored of the 6 nearest named (S-norm); or none (the distance)",
+        default=DEFAULT_NORM,
+        help="1:N score: snorm (default), the distance divided by sqrt(the mean distance to "
+        "the 5 next nearest persons x the person's mean distance to their 5 nearest enrolled "
+        "persons), the best-scored of the 6 nearest named (S-norm); tnorm, the distance to the "
+        "nearest person divided by the mean distance to the 5 next nearest (per-search "
+        "T-norm); or none (the distance)",
     )
 
 
