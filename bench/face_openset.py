@@ -153,11 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     bench_face._threads(1)
-    pairs, _, _ = bench_face.read_pairs(args.lfw / "pairs.txt")
-    images = sorted({p for pair in pairs for p in pair})
+    images, (boxes, _), *_ = bench_face.lfw_setup(args.lfw)
     root = args.lfw / "images"
     persons = [name.split("/")[0] for name in images]
-    boxes, _ = bench_face.lfw_boxes(images, root, OUT / "lfw_dev_boxes.npz")
     e0, e0f = bench_face.lfw_embeddings(images, root, boxes, 0, OUT / "lfw_dev_emb_k0.npz")
     e1, e1f = bench_face.lfw_embeddings(images, root, boxes, 1, OUT / "lfw_dev_emb_k1.npz")
     variants = {"dlib": e0, "flip": (e0 + e0f) / 2, "subpixel": e1, "subpixel+flip": (e1 + e1f) / 2}

@@ -87,13 +87,12 @@ def lfw_tail_features(images: list[str], root: Path, boxes: np.ndarray, cache: P
 
 
 def load_lfw(lfw: Path):
-    pairs, same, folds = bench_face.read_pairs(lfw / "pairs.txt")
-    images = sorted({p for pair in pairs for p in pair})
+    """bench/face.py's LFW-dev set-up, the cached unit-11 features and dlib's descriptors."""
+    images, (boxes, _), same, folds, pa, pb = bench_face.lfw_setup(lfw)
     root = lfw / "images"
-    boxes, _ = bench_face.lfw_boxes(images, root, OUT / "lfw_dev_boxes.npz")
     tail = lfw_tail_features(images, root, boxes, OUT / "lfw_dev_tail_k1.npz")
     xd = bench_openset.dlib_descriptors(images, root, OUT / "lfw_dev_dlib_fr.npz")
-    return images, pairs, same, folds, tail, xd
+    return images, (pa, pb, same, folds), tail, xd
 
 
 # ---------------------------------------------------------------- splits and measures
@@ -371,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     bench_face._threads(1)
-    images, pairs, same, folds, tail_data, xd = load_lfw(args.lfw)
+    images, pair_data, tail_data, xd = load_lfw(args.lfw)
     persons = [name.split("/")[0] for name in images]
     feat, feat_flip, emb, _ = tail_data
     check = np.abs(tail_embed(tail_model(TAIL_FROM), feat[:64]) - emb[:64]).max()
@@ -379,14 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.inner_grid:
         inner_grid(persons, tail_data)
         return 0
-    index = {n: i for i, n in enumerate(images)}
-    pa = np.array([index[p] for p, _ in pairs])
-    pb = np.array([index[q] for _, q in pairs])
     table: dict[tuple[str, str], dict[str, float]] = {}
     for seed in args.seeds:
         half = person_halves(persons, seed)
         for split, tr in ((f"s{seed}:A->B", half), (f"s{seed}:B->A", ~half)):
-            table.update(run_split(split, tr, persons, xd, tail_data, (pa, pb, same, folds)))
+            table.update(run_split(split, tr, persons, xd, tail_data, pair_data))
     splits = list(dict.fromkeys(s for s, _ in table))
     print(f"mean of the {len(splits)} evaluation halves:")
     keys = list(dict.fromkeys(k for _, k in table))

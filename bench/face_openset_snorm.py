@@ -173,11 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args(argv)
     bench_face._threads(1)
-    pairs, _, _ = bench_face.read_pairs(args.lfw / "pairs.txt")
-    images = sorted({p for pair in pairs for p in pair})
+    images, (boxes, _), *_ = bench_face.lfw_setup(args.lfw)
     root = args.lfw / "images"
     persons = [name.split("/")[0] for name in images]
-    boxes, _ = bench_face.lfw_boxes(images, root, OUT / "lfw_dev_boxes.npz")
     e1, e1f = bench_face.lfw_embeddings(images, root, boxes, 1, OUT / "lfw_dev_emb_k1.npz")
     xc = (e1 + e1f) / 2
     xd = bench_openset.dlib_descriptors(images, root, OUT / "lfw_dev_dlib_fr.npz")
