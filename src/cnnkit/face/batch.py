@@ -99,7 +99,7 @@ def identify_many(
     yields one row with its error message and no box.
     """
     from cnnkit.face.descriptors import get_pipeline, store_pipeline
-    from cnnkit.face.identification import identification_threshold
+    from cnnkit.face.identification import identification_threshold, named_distance
     from cnnkit.face.pipeline import embed_chips
 
     gallery.check_model(encoder.model_id, encoder.dim)
@@ -120,9 +120,7 @@ def identify_many(
             for box in d.boxes:
                 near = next(matches)
                 name, _ = threshold.decide(near, gallery)
-                d1 = next((m.distance for m in near if name and m.name == name), None)
-                d1 = d1 if d1 is not None else (near[0].distance if near else float("inf"))
-                yield d.path, box, name, d1, None
+                yield d.path, box, name, named_distance(near, name), None
         pending.clear()
 
     n_chips = 0

@@ -74,6 +74,16 @@ class Threshold:
         return (nearest[0].name if score <= self.tau else None), score
 
 
+def named_distance(nearest: Sequence[Match], name: str | None) -> float:
+    """The distance reported with a decision: to the person ``name`` among the candidates
+    ``nearest`` (S-norm may name one other than the nearest), else to the nearest; inf for none."""
+    if name is not None:
+        for m in nearest:
+            if m.name == name:
+                return m.distance
+    return nearest[0].distance if nearest else float("inf")
+
+
 def candidate_scales(store: PersonStore, names: Sequence[str]) -> np.ndarray:
     """mu_g of each of ``names`` (openset.gallery_scale) from the store, on the fly: one k-NN
     query of the persons' enrolled descriptors against the gallery, the person excluded. NaN

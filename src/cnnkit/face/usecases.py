@@ -245,7 +245,7 @@ class FaceMatch:
 
     box: Box
     name: str | None  # None: nobody within tau ("unknown")
-    distance: float  # to the nearest enrolled person (inf for an empty store)
+    distance: float  # to the named person, else the nearest (inf for an empty store)
     candidates: list[Match] = field(default_factory=list)  # the k nearest persons, closest first
     score: float | None = None  # what tau was applied to (the distance, or its T-norm)
 
@@ -270,7 +270,7 @@ def identify_image(
     """
     enc = _encoder(encoder)
     store.check_model(enc.model_id, enc.dim)
-    from cnnkit.face.identification import identification_threshold
+    from cnnkit.face.identification import identification_threshold, named_distance
 
     if threshold is None:
         threshold = identification_threshold(store, tolerance)
@@ -281,9 +281,7 @@ def identify_image(
     out = []
     for f, cands in zip(found, near, strict=True):
         name, score = threshold.decide(cands, store)
-        best = next((m for m in cands if name is not None and m.name == name), None)
-        best = best or (cands[0] if cands else Match(None, float("inf")))
-        out.append(FaceMatch(f.box, name, best.distance, list(cands[:k]), score))
+        out.append(FaceMatch(f.box, name, named_distance(cands, name), list(cands[:k]), score))
     return out
 
 

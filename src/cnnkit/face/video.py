@@ -176,7 +176,7 @@ def identify_video(
     from cnnkit.face.alignment import align_faces
     from cnnkit.face.descriptors import get_pipeline, store_pipeline
     from cnnkit.face.detection import detect
-    from cnnkit.face.identification import identification_threshold
+    from cnnkit.face.identification import identification_threshold, named_distance
     from cnnkit.face.pipeline import embed_chips
     from cnnkit.face.usecases import _encoder
     from cnnkit.progress import progress
@@ -233,8 +233,7 @@ def identify_video(
                     stats.descriptors += len(todo)
                     for t, near in zip(todo, store.nearest(emb, threshold.k), strict=True):
                         t.name, _ = threshold.decide(near, store)
-                        named = [m.distance for m in near if t.name and m.name == t.name]
-                        t.distance = (named or [near[0].distance if near else float("inf")])[0]
+                        t.distance = named_distance(near, t.name)
                         t.described, t.detections = True, 0
             seconds = float(frame.time) if frame.time is not None else i / float(rate)
             rows = [VideoRow(i, seconds, t.id, t.box, t.name, t.distance) for t in tracks]
