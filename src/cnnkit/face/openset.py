@@ -20,16 +20,15 @@ Score normalisation (``norm``), per search, against a cohort of impostor scores:
   persons (impostors for a mated search, since a person has one mate): a per-probe T-norm
   (scale only) over a local cohort. A probe that is near everybody (a blurred or unusual face)
   gets a score near 1, one that is near one person only a small score. Measured on LFW-dev
-  (docs/face.md) it halves FNIR at FPIR 0.01 for galleries of a few hundred persons; it is
-  the default of ``calibrate --for identification``. (A z-score over the whole gallery,
-  (d - mean) / std, was worse than none there.)
+  (docs/face.md) it halves FNIR at FPIR 0.01 for galleries of a few hundred persons. (A
+  z-score over the whole gallery, (d - mean) / std, was worse than none there.)
 - ``"snorm"``: symmetric (S-norm): person j scores d_j / sqrt(mu_p(j) * mu_g(j)), where
   mu_p(j) is the search's mean distance to its k nearest persons other than j (for the nearest
   person, T-norm's divisor) and mu_g(j) person j's mean distance to the k nearest *other enrolled
   persons* (:func:`gallery_scale`, a gallery-side cohort); the search names the person with the
   lowest score, so a "hub" person, near everybody, is demoted. Measured on LFW-dev (docs/face.md)
-  it lowers FNIR at FPIR 0.01 by 3 points against T-norm and raises rank-1 by 0.5 point; an
-  option, not the default.
+  it lowers FNIR at FPIR 0.01 by 3 points against T-norm and raises rank-1 by 0.5 point; it is
+  the default (:data:`DEFAULT_NORM`) of ``calibrate --for identification``.
 """
 
 from __future__ import annotations
@@ -147,7 +146,9 @@ def gallery_scale(
 
     Raises CnnkitError when there is no cohort (fewer than 2 persons)."""
     lab = np.asarray(labels, np.int64)
-    n = int(n_persons if n_persons is not None else (lab.max() + 1 if len(lab) else 0))
+    if len(np.unique(lab)) < 2:
+        raise CnnkitError("S-norm needs a gallery of at least 2 persons")
+    n = int(n_persons if n_persons is not None else lab.max() + 1)
     dd = person_distances(gallery, gallery, lab)  # (n descriptors, persons)
     pp = np.full((n, n), np.inf)
     for j in np.unique(lab):
@@ -155,8 +156,6 @@ def gallery_scale(
     np.fill_diagonal(pp, np.inf)
     near = np.sort(pp, axis=1)[:, :TNORM_K]
     finite = np.isfinite(near)
-    if len(np.unique(lab)) < 2:
-        raise CnnkitError("S-norm needs a gallery of at least 2 persons")
     count = finite.sum(1)
     mu = np.where(count > 0, np.where(finite, near, 0).sum(1) / np.maximum(count, 1), 1.0)
     return np.maximum(mu, 1e-6)
