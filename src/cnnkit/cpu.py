@@ -38,12 +38,6 @@ def cpu_flags() -> frozenset[str]:
     return frozenset((_field("flags") or _field("Features")).split())
 
 
-@lru_cache(maxsize=1)
-def cpu_vendor() -> str:
-    """``AuthenticAMD``, ``GenuineIntel``, ... from /proc/cpuinfo ('' where unknown)."""
-    return _field("vendor_id")
-
-
 def cpu_has_bf16() -> bool:
     """True when the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16)."""
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
