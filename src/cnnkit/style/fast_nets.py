@@ -94,10 +94,6 @@ class QuantSim(nn.Module):
     def enabled(self) -> bool:
         return self.mode != "off"
 
-    @enabled.setter
-    def enabled(self, on: bool) -> None:
-        self.mode = "grid" if on else "off"
-
     def fq(self, x: torch.Tensor, name: str) -> torch.Tensor:
         if not self.enabled or name not in self.points:
             return x
