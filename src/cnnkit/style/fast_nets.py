@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnkit.style import fast_ort
+
 #: Instance norm epsilon, read from both graphs (TensorFlow's and PyTorch's default).
 CIN_EPS = 1e-5
 
@@ -99,26 +101,22 @@ class QuantSim(nn.Module):
             return x
         self.last = name
         scale, zero = self.points[name]
-        q = torch.clamp(torch.round(x / scale) + zero, -128, 127)
-        return (q - zero) * scale
+        return fast_ort.dequantize(fast_ort.quantize(x, scale, zero), scale, zero)
 
     def mean(self, x: torch.Tensor, in_name: str, out_name: str) -> torch.Tensor:
         """Rounded mean over H, W: onnxruntime's QLinearGlobalAveragePool in mode "ort"."""
         if self.mode != "ort" or in_name not in self.points or out_name not in self.points:
             return self.fq(x.mean(dim=(2, 3), keepdim=True), out_name)
-        from cnnkit.style.fast_ort import dequantize, qgap_codes, quantize
-
         (si, zi), (so, zo) = self.points[in_name], self.points[out_name]
         self.last = out_name
-        return dequantize(qgap_codes(quantize(x, si, zi), si, zi, so, zo), so, zo)
+        codes = fast_ort.qgap_codes(fast_ort.quantize(x, si, zi), si, zi, so, zo)
+        return fast_ort.dequantize(codes, so, zo)
 
     def conv(self, module: nn.Module, x: torch.Tensor, out_name: str) -> torch.Tensor:
         """module(x) rounded to the grid ``out_name`` as onnxruntime computes it (mode "ort");
         the plain float conv otherwise (the caller rounds)."""
         if self.mode != "ort" or out_name not in self.points or self.last not in self.points:
             return module(x)
-        from cnnkit.style import fast_ort
-
         assert isinstance(module, PaddedConv)
         s = module.spec
         (si, _), (so, zo) = self.points[self.last], self.points[out_name]
@@ -361,11 +359,7 @@ class StylePredictor(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Style vector s = P(S): (N, 3, 256, 256) in [0, 1] -> (N, 100)."""
         h = self.trunk(x)
-        if self.quant.mode == "ort":
-            from cnnkit.style.fast_ort import float_mean
-
-            h = float_mean(h)
-        else:
-            h = h.mean(dim=(2, 3), keepdim=True)
+        ort = self.quant.mode == "ort"
+        h = fast_ort.float_mean(h) if ort else h.mean(dim=(2, 3), keepdim=True)
         h = self.quant.fq(h, "bottleneck/Mean")
         return self.quant.fq(self.convs[-1](h).flatten(1), "mobilenet_conv/Conv/BiasAdd")
