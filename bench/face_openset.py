@@ -135,7 +135,7 @@ def pipeline_cost(root: Path, images: list[str], n: int = 120) -> dict[str, floa
         for key, p in PIPELINES.items():
             t = time.perf_counter()
             k = sum(
-                len(face.faces(im, 1, enc, p.landmark_upsample, p.flip, paddings=p.paddings))
+                len(face.faces(im, 1, enc, p.landmark_upsample, p.flip, views=p.views))
                 for im in imgs
             )
             rates[key].append(k / (time.perf_counter() - t))

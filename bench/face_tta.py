@@ -156,11 +156,11 @@ def check_pipeline(emb: np.ndarray, root: Path, images: list[str], boxes: np.nda
     ix = list(range(0, len(images), len(images) // 16))[:16]
     chips = np.concatenate(
         [
-            align_faces(face.load_image(root / images[i]), [tuple(boxes[i])], 1, p.paddings)[1]
+            align_faces(face.load_image(root / images[i]), [tuple(boxes[i])], 1, p.views)[1]
             for i in ix
         ]
     )
-    lib = embed_chips(chips, face.default_encoder(), p.flip, len(p.paddings))
+    lib = embed_chips(chips, face.default_encoder(), p.flip, len(p.views))
     return float(np.abs(lib - combine(emb, SETS["base+pad"], "mean")[ix]).max())
 
 

@@ -89,5 +89,23 @@ def test_align_faces_one_chip_per_padding_like_dlib(shipped):
     for chip, padding in zip(chips, (0.25, 0.2, 0.3), strict=True):
         np.testing.assert_array_equal(chip, _dlib_chip(img, marks[0], padding=padding))
     assert not np.array_equal(chips[1], chips[2])
-    with pytest.raises(ShapeError, match="padding"):
+    with pytest.raises(ShapeError, match="at least one view"):
         align_faces(img, boxes, 0, ())
+
+
+def test_68_point_view_is_dlibs_own_chip(shipped):
+    """The 68-point view: dlib's 68-point predictor and dlib's get_face_chip, byte for byte."""
+    from cnnkit.face.alignment import View, align_faces
+    from cnnkit.face.models_files import model_file
+
+    img, _ = shipped["astronaut"]
+    boxes = detect(img, 1)[:1]
+    marks, chips = align_faces(img, boxes, 1, (View(0.25), View(0.3, points=68)))
+    assert chips.shape == (2, 150, 150, 3)
+    top, right, bottom, left = boxes[0]
+    sp68 = dlib.shape_predictor(str(model_file("shape_predictor_68")))
+    shape = sp68(img, dlib.rectangle(left, top, right, bottom))
+    np.testing.assert_array_equal(chips[1], dlib.get_face_chip(img, shape, size=150, padding=0.3))
+    assert not np.array_equal(chips[0], chips[1])
+    with pytest.raises(ShapeError, match="5 or 68"):
+        align_faces(img, boxes, 0, (View(points=7),))

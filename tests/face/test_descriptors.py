@@ -10,6 +10,7 @@ import pytest
 
 from cnnkit import face
 from cnnkit.errors import CnnkitError, DatabaseError, ShapeError
+from cnnkit.face.alignment import View
 from cnnkit.face.descriptors import get_pipeline, with_flip
 from tests.face.shipped import write_photos
 
@@ -97,13 +98,14 @@ def test_padding_views_are_averaged_and_recorded(tmp_path: Path, photos) -> None
     from cnnkit.face.recognize import find_faces
 
     p = get_pipeline("subpixel+flip+pad")
-    assert (p.landmark_upsample, p.flip, p.paddings) == (1, True, (0.25, 0.2, 0.3))
+    assert (p.landmark_upsample, p.flip) == (1, True)
+    assert [(v.points, v.padding) for v in p.views] == [(5, 0.25), (5, 0.2), (5, 0.3)]
     assert with_flip("subpixel+flip+pad", True) == "subpixel+flip+pad"
-    assert get_pipeline(None).paddings == (0.25,)  # the default is unchanged
+    assert get_pipeline("subpixel+flip").views == (View(),)
     enc = face.default_encoder()
     img = face.load_image(photos["grace"])
     (f,) = find_faces(img, 0, enc, "subpixel+flip+pad", "hog")
-    chips = np.stack([align(img, f.landmarks, padding=q) for q in p.paddings])
+    chips = np.stack([align(img, f.landmarks, padding=v.padding) for v in p.views])
     views = enc.embed(np.concatenate([chips, np.ascontiguousarray(chips[:, :, ::-1])]))
     np.testing.assert_allclose(f.embedding, views.mean(axis=0), atol=1e-5)
     np.testing.assert_array_equal(f.chip, chips[0])
@@ -121,3 +123,26 @@ def test_padding_views_are_averaged_and_recorded(tmp_path: Path, photos) -> None
         assert v.match and v.distance < 1e-5  # the query is made with the database's pipeline
         rows = list(face.identify_many([photos["grace"]], db, enc, upsample=0, detector="hog"))
         assert [(r[2], r[4]) for r in rows] == [("Grace", None)] and rows[0][3] < 1e-5
+
+
+def test_68_point_view_is_averaged_with_the_5_point_one(tmp_path: Path, photos) -> None:
+    from cnnkit.face.alignment import align, chip_details_68, extract_chip
+    from cnnkit.face.detection import landmarks68
+    from cnnkit.face.recognize import find_faces
+
+    p = get_pipeline("subpixel+flip+68")
+    assert [(v.points, v.padding) for v in p.views] == [(5, 0.25), (68, 0.25)]
+    enc = face.default_encoder()
+    img = face.load_image(photos["grace"])
+    (f,) = find_faces(img, 0, enc, p.name, "hog")
+    chip68 = extract_chip(img, chip_details_68(landmarks68(img, f.box)))
+    chips = np.stack([align(img, f.landmarks), chip68])
+    views = enc.embed(np.concatenate([chips, np.ascontiguousarray(chips[:, :, ::-1])]))
+    np.testing.assert_allclose(f.embedding, views.mean(axis=0), atol=1e-5)
+    (g,) = find_faces(img, 0, enc, "subpixel+flip", "hog")
+    assert 1e-3 < face.distance(f.embedding, g.embedding) < 0.2  # another, close descriptor
+    with face.Gallery(tmp_path / "68.sqlite3") as db:
+        face.enroll(db, "Grace", [photos["grace"]], encoder=enc, upsample=0, pipeline=p.name)
+        assert db.pipeline == "subpixel+flip+68"
+        v = face.verify_photo(db, photos["grace"], "Grace", encoder=enc, upsample=0)
+        assert v.match and v.distance < 1e-5  # the query is made with the database's pipeline

@@ -241,29 +241,80 @@ def align(
     return extract_chip(image, face_chip_details(landmarks5, size, padding))
 
 
+@dataclass(frozen=True)
+class View:
+    """One aligned chip of a face: from which landmarks, at which template padding.
+
+    ``points`` 5: the 5-point predictor's landmarks (integer or sub-pixel, as the caller's
+    ``landmark_upsample`` says) and :func:`face_chip_details`; 68: dlib's 68-point predictor
+    (``shape_predictor_68_face_landmarks.dat``, integer points) and dlib's own
+    ``get_face_chip_details``, which fits its mean face to 51 of them (brows, nose, eyes,
+    mouth): a second, independent estimate of the same alignment (the two predictors were
+    trained to give the same chip), so averaging both views' descriptors averages out some of
+    each predictor's error (docs/face.md, "Landmarks").
+    """
+
+    padding: float = 0.25
+    points: int = 5
+
+    @staticmethod
+    def of(view: View | float) -> View:
+        """A View, or a bare padding meaning a 5-point view at that padding."""
+        return view if isinstance(view, View) else View(float(view))
+
+
+def chip_details_68(landmarks68: np.ndarray, size: int = 150, padding: float = 0.25) -> ChipDetails:
+    """dlib's ``get_face_chip_details`` for a 68-point shape: (68, 2) integer (x, y) points."""
+    from cnnkit.face.models_files import require_dlib
+
+    pts = np.asarray(landmarks68)
+    if pts.shape != (68, 2):
+        raise ShapeError(f"expected 68 landmarks of shape (68, 2), got {pts.shape}")
+    dlib = require_dlib()
+    xs, ys = pts[:, 0], pts[:, 1]
+    rect = dlib.rectangle(int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
+    shape = dlib.full_object_detection(rect, [dlib.point(int(x), int(y)) for x, y in pts])
+    d = dlib.get_face_chip_details(shape, size, padding)
+    r = d.rect
+    return ChipDetails((r.left(), r.top(), r.right(), r.bottom()), d.angle, d.rows, d.cols)
+
+
 def align_faces(
     image: np.ndarray,
     boxes: Sequence[tuple[int, int, int, int]],
     landmark_upsample: int = 0,
-    paddings: Sequence[float] = (0.25,),
+    views: Sequence[View | float] = (0.25,),
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Landmarks -> aligned chips for the faces in ``boxes`` (the one copy of that routine).
 
     Args:
         image: (H, W, 3) uint8 RGB.
         boxes: (top, right, bottom, left) boxes, e.g. from :func:`cnnkit.face.detect`.
-        landmark_upsample: see :func:`cnnkit.face.landmarks` (0: dlib's integer points).
-        paddings: one chip per face and padding (see :func:`align`), face by face: the
-            ``V = len(paddings)`` chips of face i are rows ``i * V`` .. ``i * V + V - 1``
-            (what :func:`cnnkit.face.embed_chips` averages with ``views=V``).
+        landmark_upsample: see :func:`cnnkit.face.landmarks` (0: dlib's integer points); for
+            the 5-point views.
+        views: the chips of each face (:class:`View`; a float is a 5-point view at that
+            padding), face by face: the ``V = len(views)`` chips of face i are rows ``i * V``
+            .. ``i * V + V - 1`` (what :func:`cnnkit.face.embed_chips` averages with
+            ``views=V``).
 
     Returns:
         The (5, 2) landmarks of each face and their (n * V, 150, 150, 3) uint8 chips.
     """
-    from cnnkit.face.detection import landmarks
+    from cnnkit.face.detection import landmarks, landmarks68
 
-    if not paddings:
-        raise ShapeError("align_faces needs at least one padding")
+    if not views:
+        raise ShapeError("align_faces needs at least one view")
+    vs = [View.of(v) for v in views]
+    need68 = any(v.points == 68 for v in vs)
+    if any(v.points not in (5, 68) for v in vs):
+        raise ShapeError(f"a view's points must be 5 or 68, got {[v.points for v in vs]}")
     marks = [landmarks(image, b, landmark_upsample) for b in boxes]
-    chips = [align(image, m, padding=p) for m in marks for p in paddings]
+    chips = []
+    for box, m5 in zip(boxes, marks, strict=True):
+        m68 = landmarks68(image, box) if need68 else None
+        for v in vs:
+            if m68 is not None and v.points == 68:
+                chips.append(extract_chip(image, chip_details_68(m68, padding=v.padding)))
+            else:
+                chips.append(align(image, m5, padding=v.padding))
     return marks, np.stack(chips) if chips else np.zeros((0, 150, 150, 3), np.uint8)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cnnkit.errors import CnnkitError
+from cnnkit.face.alignment import View
 from cnnkit.face.detection import Box
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class Detected:
 
     path: Path
     boxes: list[Box]
-    chips: np.ndarray  # (n * V, 150, 150, 3) uint8: V = len(paddings) chips per face
+    chips: np.ndarray  # (n * V, 150, 150, 3) uint8: V = len(views) chips per face
     error: str | None = None  # the one-line message when the image could not be read
 
 
@@ -38,10 +39,10 @@ def detect_and_align(
     upsample: int = 1,
     landmark_upsample: int = 0,
     detector: str = "hog",
-    paddings: tuple[float, ...] = (0.25,),
+    views: tuple[View, ...] = (View(),),
 ) -> Detected:
     """Read one image, find its faces (``detector``: hog, cnn or auto) and align them
-    (``landmark_upsample``, ``paddings``: see :func:`cnnkit.face.faces`); errors are captured,
+    (``landmark_upsample``, ``views``: see :func:`cnnkit.face.faces`); errors are captured,
     not raised."""
     from cnnkit.face.alignment import align_faces
     from cnnkit.face.detection import detect, load_image
@@ -50,14 +51,14 @@ def detect_and_align(
     try:
         image = load_image(path)
         boxes = detect(image, upsample, detector)
-        _, chips = align_faces(image, boxes, landmark_upsample, paddings)
+        _, chips = align_faces(image, boxes, landmark_upsample, views)
     except (CnnkitError, OSError) as exc:  # OSError: a read failing below the loader's checks
         message = exc.message if isinstance(exc, CnnkitError) else f"{path}: {exc}"
         return Detected(path, [], np.zeros((0, 150, 150, 3), np.uint8), message)
     return Detected(path, list(boxes), chips)
 
 
-def _detect_star(args: tuple[str, int, int, str, tuple[float, ...]]) -> Detected:
+def _detect_star(args: tuple[str, int, int, str, tuple[View, ...]]) -> Detected:
     return detect_and_align(*args)
 
 
@@ -67,16 +68,16 @@ def detect_many(
     cpus: int = 1,
     landmark_upsample: int = 0,
     detector: str = "hog",
-    paddings: tuple[float, ...] = (0.25,),
+    views: tuple[View, ...] = (View(),),
 ) -> Iterator[Detected]:
     """:func:`detect_and_align` over many images, in order; ``cpus`` > 1 uses worker processes."""
     if cpus <= 1 or len(paths) < 2:
         for p in paths:
-            yield detect_and_align(p, upsample, landmark_upsample, detector, paddings)
+            yield detect_and_align(p, upsample, landmark_upsample, detector, views)
         return
     import multiprocessing as mp
 
-    jobs = [(str(p), upsample, landmark_upsample, detector, paddings) for p in paths]
+    jobs = [(str(p), upsample, landmark_upsample, detector, views) for p in paths]
     with mp.get_context("spawn").Pool(min(cpus, len(paths))) as pool:
         yield from pool.imap(_detect_star, jobs, chunksize=2)
 
@@ -110,7 +111,7 @@ def identify_many(
     def flush() -> Iterator[tuple[Path, Box | None, str | None, float, str | None]]:
         chips = [d.chips for d in pending if len(d.chips)]
         if chips:
-            emb = embed_chips(np.concatenate(chips), encoder, pipeline.flip, len(pipeline.paddings))
+            emb = embed_chips(np.concatenate(chips), encoder, pipeline.flip, len(pipeline.views))
             matches = iter(gallery.nearest(emb, threshold.k))
         else:
             matches = iter([])
@@ -125,7 +126,7 @@ def identify_many(
 
     n_chips = 0
     for detected in detect_many(
-        paths, upsample, cpus, pipeline.landmark_upsample, detector, pipeline.paddings
+        paths, upsample, cpus, pipeline.landmark_upsample, detector, pipeline.views
     ):
         pending.append(detected)
         n_chips += len(detected.boxes)

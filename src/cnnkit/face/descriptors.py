@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cnnkit.errors import CnnkitError
+from cnnkit.face.alignment import View
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,9 @@ class Pipeline:
     name: str
     landmark_upsample: int
     flip: bool
-    #: template paddings of the chips averaged (the first one's chip is the face's ``chip``)
-    paddings: tuple[float, ...] = (0.25,)
+    #: the chips averaged (which landmarks, which template padding; the first one's chip is
+    #: the face's ``chip``)
+    views: tuple[View, ...] = (View(),)
 
 
 PIPELINES = {
@@ -46,7 +48,8 @@ PIPELINES = {
         Pipeline("flip", 0, True),
         Pipeline("subpixel", 1, False),
         Pipeline("subpixel+flip", 1, True),
-        Pipeline("subpixel+flip+pad", 1, True, (0.25, 0.2, 0.3)),
+        Pipeline("subpixel+flip+pad", 1, True, (View(0.25), View(0.2), View(0.3))),
+        Pipeline("subpixel+flip+68", 1, True, (View(0.25), View(0.25, points=68))),
     )
 }
 #: What new databases, calibrate, evaluate and the server use.
@@ -74,7 +77,7 @@ def with_flip(name: str | None, flip: bool) -> str:
     return next(
         q.name
         for q in PIPELINES.values()
-        if q.landmark_upsample == p.landmark_upsample and q.paddings == p.paddings and q.flip
+        if q.landmark_upsample == p.landmark_upsample and q.views == p.views and q.flip
     )
 
 

@@ -68,6 +68,11 @@ def _shape_predictor() -> Any:
     return require_dlib().shape_predictor(str(model_file("shape_predictor_5")))
 
 
+@lru_cache(maxsize=1)
+def _shape_predictor_68() -> Any:
+    return require_dlib().shape_predictor(str(model_file("shape_predictor_68")))
+
+
 def detect(image: np.ndarray, upsample: int = 1, detector: str = "hog") -> list[Box]:
     """Faces found by dlib's HOG detector (or its CNN), as (top, right, bottom, left) boxes.
 
@@ -148,3 +153,12 @@ def landmarks(image: np.ndarray, box: Box, upsample: int = 0) -> np.ndarray:
     shape = _shape_predictor()(np.ascontiguousarray(big), rect)
     pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
     return (pts + 0.5) / f - 0.5 + [x0, y0]
+
+
+def landmarks68(image: np.ndarray, box: Box) -> np.ndarray:
+    """dlib's 68 landmarks (iBUG 300-W order) of the face in ``box``: (68, 2) integer (x, y)."""
+    image = check_image(image)
+    top, right, bottom, left = (int(v) for v in box)
+    rect = require_dlib().rectangle(left, top, right, bottom)
+    shape = _shape_predictor_68()(image, rect)
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.int64)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cnnkit.face.alignment import View
 from cnnkit.face.detection import Box, box_area
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def pair_embedder(
     stats: PairStats | None = None,
     landmark_upsample: int = 0,
     detector: str = "hog",
-    paddings: tuple[float, ...] = (0.25,),
+    views: tuple[View, ...] = (View(),),
 ) -> Callable[[list[Path]], np.ndarray]:
     """Return paths -> (n, 128) descriptors, one per image, for pairs benchmarks (LFW).
 
@@ -64,7 +65,7 @@ def pair_embedder(
     with one more upsampling; when it still finds none, the 5 landmarks are predicted inside
     :func:`centre_box` and the chip aligned from them (LFW images are centred on the person).
     With ``flip``, each descriptor is the mean of the chip's and its mirror image's;
-    ``landmark_upsample`` and ``paddings`` as in :func:`cnnkit.face.faces`; ``detector``: hog,
+    ``landmark_upsample`` and ``views`` as in :func:`cnnkit.face.faces`; ``detector``: hog,
     cnn or auto (see :func:`cnnkit.face.detect`).
     """
     from cnnkit.face.alignment import align_faces
@@ -88,7 +89,7 @@ def pair_embedder(
             else:
                 stats.several += len(boxes) > 1
                 box = pick_centred(boxes, image.shape)
-            chips.append(align_faces(image, [box], landmark_upsample, paddings)[1])
-        return embed_chips(np.concatenate(chips), encoder, flip, len(paddings))
+            chips.append(align_faces(image, [box], landmark_upsample, views)[1])
+        return embed_chips(np.concatenate(chips), encoder, flip, len(views))
 
     return embed_images

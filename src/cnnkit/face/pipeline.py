@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.errors import ShapeError
-from cnnkit.face.alignment import align_faces
+from cnnkit.face.alignment import View, align_faces
 from cnnkit.face.detection import Box, check_image, detect
 from cnnkit.face.encoder import FaceEncoder
 
@@ -53,7 +53,7 @@ def embed_chips(
 ) -> np.ndarray:
     """:func:`embed`, and with ``flip`` the mean of each chip's descriptor and its mirror
     image's: (N, 150, 150, 3) uint8 -> (N, 128) float32. With ``views`` V > 1, each run of V
-    consecutive chips is one face (:func:`cnnkit.face.alignment.align_faces` with V paddings)
+    consecutive chips is one face (:func:`cnnkit.face.alignment.align_faces` with V views)
     and its descriptor the mean over them: (N * V, 150, 150, 3) -> (N, 128)."""
     enc = encoder or default_encoder()
     if views < 1 or len(chips) % views:
@@ -101,23 +101,23 @@ def faces(
     landmark_upsample: int = 0,
     flip: bool = False,
     detector: str = "hog",
-    paddings: tuple[float, ...] = (0.25,),
+    views: tuple[View, ...] = (View(),),
 ) -> list[Face]:
     """Every face in an (H, W, 3) uint8 RGB image: detected, aligned and embedded in one batch.
 
     ``upsample`` is the detector's (see :func:`detect`); ``landmark_upsample`` > 0 gives
     sub-pixel landmarks (see :func:`landmarks`), steadier for small faces; ``flip`` averages
     each descriptor with its mirror image's; ``detector`` is ``"hog"``, ``"cnn"`` or ``"auto"``
-    (see :func:`detect`); ``paddings``: one chip per padding, the descriptor their mean
-    (test-time augmentation; ``chip`` is the first padding's). The defaults reproduce dlib's
-    pipeline exactly; the use cases (enroll, identify, ...) use
+    (see :func:`detect`); ``views``: the chips of each face (:class:`cnnkit.face.alignment.View`:
+    which landmarks, which padding), the descriptor their mean (``chip`` is the first view's).
+    The defaults reproduce dlib's pipeline exactly; the use cases (enroll, identify, ...) use
     :data:`cnnkit.face.descriptors.DEFAULT_PIPELINE`.
     """
     image = check_image(image)
     boxes = detect(image, upsample, detector)
     if not boxes:
         return []
-    marks, chips = align_faces(image, boxes, landmark_upsample, paddings)
-    v = len(paddings)
+    marks, chips = align_faces(image, boxes, landmark_upsample, views)
+    v = len(views)
     emb = embed_chips(chips, encoder, flip, v)
     return [Face(b, m, c, e) for b, m, c, e in zip(boxes, marks, chips[::v], emb, strict=True)]

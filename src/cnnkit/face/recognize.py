@@ -91,7 +91,7 @@ def find_faces(
         landmark_upsample=p.landmark_upsample,
         flip=p.flip,
         detector=detector,
-        paddings=p.paddings,
+        views=p.views,
     )
 
 

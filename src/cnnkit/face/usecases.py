@@ -335,7 +335,7 @@ def pair_distances(
     read = ev.read_pairs(pairs)
     stats = PairStats()
     embedder = pair_embedder(
-        _encoder(encoder), upsample, p.flip, stats, p.landmark_upsample, detector, p.paddings
+        _encoder(encoder), upsample, p.flip, stats, p.landmark_upsample, detector, p.views
     )
     d = ev.pair_distances(read, images, embedder)
     log.info(

@@ -226,10 +226,8 @@ def identify_video(
                 todo = [t for t in tracks if not t.described or t.detections >= refresh]
                 if todo:
                     boxes = [t.box for t in todo]
-                    _, chips = align_faces(
-                        image, boxes, pipeline.landmark_upsample, pipeline.paddings
-                    )
-                    emb = embed_chips(chips, enc, pipeline.flip, len(pipeline.paddings))
+                    _, chips = align_faces(image, boxes, pipeline.landmark_upsample, pipeline.views)
+                    emb = embed_chips(chips, enc, pipeline.flip, len(pipeline.views))
                     stats.descriptors += len(todo)
                     for t, near in zip(todo, store.nearest(emb, threshold.k), strict=True):
                         t.name, _ = threshold.decide(near, store)
