@@ -36,6 +36,10 @@ from cnnkit.serve.storage.base import (
 #: Tolerance used when a gallery has no calibrated tau (dlib's published threshold).
 DEFAULT_TOLERANCE = 0.6
 
+#: The delta is searched exactly whatever its size: it changes with every write, and a faiss
+#: index trained per change would cost more than the exact matmul it replaces.
+_EXACT = IndexConfig(exact_max=1 << 62)
+
 
 @dataclass(frozen=True)
 class _Part:
@@ -163,7 +167,7 @@ class GalleryIndex:
                 self._built = None
             if self._built is None:
                 changed = sorted(p for p in self._stale if p in self.vectors)
-                delta = _Part.of(self.vectors, changed, dim, IndexConfig())
+                delta = _Part.of(self.vectors, changed, dim, _EXACT)
                 self._built = Snapshot(self._base, frozenset(self._stale), delta, dict(self.names))
             return self._built
 
