@@ -4,11 +4,13 @@ keys, audit, the change feed, and replicas that follow it."""
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import numpy as np
 import pytest
 
 from cnnkit.errors import CnnkitError, NotFoundError
+from cnnkit.face.index import IndexConfig
 from cnnkit.face.store import PersonStore
 from cnnkit.serve.replica import GalleryStore, ReplicaIndex
 from cnnkit.serve.storage import Conflict, open_storage
@@ -234,3 +236,114 @@ def test_searches_run_while_the_index_changes(storage, rng) -> None:
         t.join()
     assert errors == []
     assert store.search(x[1:2])[0].name == "p1" and len(store.persons()) == 30 - 9
+
+
+class _HeldRebuild:
+    """A rebuild hook that stops the background rebuild until released (and counts them)."""
+
+    def __init__(self, fail_first: bool = False) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.fail_first = fail_first
+
+    def __call__(self) -> None:
+        self.threads.append(threading.current_thread())
+        self.entered.set()
+        assert self.release.wait(timeout=30), "the test never released the rebuild"
+        if self.fail_first and len(self.threads) == 1:
+            raise RuntimeError("the rebuild failed (test)")
+
+
+def _search_on_a_thread(store: GalleryStore, q: np.ndarray) -> list[list] | None:
+    """A search on another thread; None when it did not return within a few seconds."""
+    found: list[list] = []
+    thread = threading.Thread(target=lambda: found.append(store.nearest(q, k=3)), daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+    return found[0] if found else None
+
+
+def test_searches_stay_exact_and_unblocked_while_the_base_is_rebuilt(storage, rng) -> None:
+    # exact_max=16: the base goes through a real faiss IVF index (built on the rebuild thread);
+    # at ~100 descriptors nlist <= nprobe, so it scans every cell and stays exact.
+    replica = ReplicaIndex(storage, sync_interval=0, index_config=IndexConfig(exact_max=16))
+    store = GalleryStore(replica, "g")
+    x = _vectors(rng, 200)
+    q = np.concatenate([x[:40:3] + 0.01, _vectors(rng, 4)])
+    gallery = {f"p{i}": x[i : i + 1] for i in range(40)}
+    for name, vectors in gallery.items():
+        store.add(name, vectors, model_id="m")
+    _check(store, q, gallery)  # the first base: built at once
+    index = replica.gallery("g")
+    first_base = index.snapshot().base
+    held = _HeldRebuild()
+    index.rebuild_hook = held
+    try:
+        for i in range(40, 73):  # 33 new persons: the delta passes the rebuild threshold (32)
+            gallery[f"p{i}"] = x[i : i + 1]
+            store.add(f"p{i}", x[i : i + 1], model_id="m")
+            _check(store, q, gallery)
+        assert held.entered.wait(timeout=30)  # the new base is built, its swap held
+        assert held.threads[0] is not threading.current_thread()
+        # A search on another thread is answered while the rebuild is held.
+        assert _search_on_a_thread(store, q) is not None, "a search waited for the rebuild"
+        # Changes after the copy was taken: removals (of persons in the copy, and of one
+        # enrolled after it), new persons, new photos of a copied person, a name reused.
+        for name in ("p0", "p5", "p41", "p70"):
+            store.remove(name)
+            del gallery[name]
+            _check(store, q, gallery)
+        for i in range(73, 110):  # the delta keeps growing past the threshold: still exact
+            gallery[f"p{i}"] = x[i : i + 1]
+            store.add(f"p{i}", x[i : i + 1], model_id="m")
+        store.add("p9", x[150:152], model_id="m")
+        gallery["p9"] = np.concatenate([gallery["p9"], x[150:152]])
+        store.add("p0", x[160:161], model_id="m")  # a new person under a removed one's name
+        gallery["p0"] = x[160:161]
+        _check(store, np.concatenate([q, x[150:161:5] + 0.01]), gallery)
+        other = _search_on_a_thread(store, q)  # and after the changes, exactly
+        assert other is not None, "a search waited for the rebuild"
+        assert [[m.name for m in row] for row in other] == [
+            [n for n, _ in row] for row in _brute_force(q, gallery, 3)
+        ]
+        assert len(held.threads) == 1 and index.snapshot().base is first_base
+        assert not index.wait_rebuilt(timeout=0)  # one rebuild at a time, still in flight
+    finally:
+        held.release.set()
+    assert index.wait_rebuilt(timeout=30)
+    swapped = index.snapshot()
+    assert swapped.base is not first_base and swapped.base.index.approximate
+    assert len(swapped.base.index) == 73  # the copy: everybody up to p72, one row each
+    _check(store, np.concatenate([q, x[150:161:5] + 0.01]), gallery)  # nothing lost or revived
+    for name in ("p1", "p9", "p100"):
+        store.remove(name)
+        del gallery[name]
+    _check(store, q, gallery)
+
+
+def test_a_failed_rebuild_keeps_the_old_base_and_is_retried(storage, rng, caplog) -> None:
+    replica = ReplicaIndex(storage, sync_interval=0, index_config=IndexConfig(exact_max=16))
+    store = GalleryStore(replica, "g")
+    x = _vectors(rng, 80)
+    q = x[::7] + 0.01
+    gallery = {f"p{i}": x[i : i + 1] for i in range(40)}
+    for name, vectors in gallery.items():
+        store.add(name, vectors, model_id="m")
+    _check(store, q, gallery)
+    index = replica.gallery("g")
+    index.rebuild_retry_s = 0.0
+    first_base = index.snapshot().base
+    failing = index.rebuild_hook = _HeldRebuild(fail_first=True)
+    failing.release.set()
+    for i in range(40, 73):
+        gallery[f"p{i}"] = x[i : i + 1]
+        store.add(f"p{i}", x[i : i + 1], model_id="m")
+    _check(store, q, gallery)  # starts the rebuild, which fails
+    assert failing.entered.wait(timeout=30) and index.wait_rebuilt(timeout=30)
+    assert "rebuilding the index of gallery 'g' failed" in caplog.text
+    assert index.snapshot().base is first_base  # and starts the retry (rebuild_retry_s = 0)
+    _check(store, q, gallery)  # the old base and the whole delta: still exact
+    assert index.wait_rebuilt(timeout=30)
+    assert len(failing.threads) == 2 and len(index.snapshot().base.index) == 73
+    _check(store, q, gallery)

@@ -14,9 +14,10 @@ is found by replica B within ``sync_interval`` and a removed one disappears as f
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +34,14 @@ from cnnkit.serve.storage.base import (
     read_identification,
 )
 
+log = logging.getLogger(__name__)
+
 #: Tolerance used when a gallery has no calibrated tau (dlib's published threshold).
 DEFAULT_TOLERANCE = 0.6
+
+#: The delta is searched exactly whatever its size: it changes with every write, and a faiss
+#: index trained per change would cost more than the exact matmul it replaces.
+_EXACT = IndexConfig(exact_max=1 << 62)
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,12 @@ class _Part:
         x = np.concatenate(mats) if mats else np.zeros((0, dim), np.float32)  # (K, d)
         owner = np.repeat(np.array(list(pids), np.int64), [len(m) for m in mats])
         return cls(VectorIndex(x, config), owner)
+
+    def ready(self) -> _Part:
+        """Build the faiss index now (above ``exact_max``), not on the first search."""
+        if self.index.approximate:
+            self.index.faiss_index()
+        return self
 
     def nearest(self, q: np.ndarray, k: int, skip: frozenset[int]) -> list[dict[int, float]]:
         """Per query (M, d): up to k distinct persons not in ``skip`` -> nearest distance."""
@@ -83,7 +96,10 @@ class Snapshot:
     Rebuilding the index over every descriptor after each enrollment would cost O(K) per write
     (and a faiss training above ``exact_max``); instead the base stays, the changed persons'
     rows in it are skipped (``stale``), and their current descriptors are searched exactly in
-    a small ``delta`` index. The base is rebuilt when the delta grows past 2% of the persons.
+    a small ``delta`` index. Base minus stale plus delta is always every current descriptor, so
+    a search is exact (as the base is) whatever the delta's size; only its cost grows with it.
+    When the delta passes 2% of the persons, :class:`GalleryIndex` rebuilds the base in the
+    background and swaps it in (see there).
     """
 
     base: _Part
@@ -109,8 +125,22 @@ class GalleryIndex:
     """One gallery's persons and descriptors in memory, and a search index over them.
 
     Thread-safe: the feed follower changes it while request threads search it; a search works
-    on a :class:`Snapshot`, made once after each change.
+    on a :class:`Snapshot`, made once after each change. ``_lock`` guards the dicts and is held
+    only for O(persons) bookkeeping, never for an index build, except the first one (before it
+    there is nothing to search).
+
+    The base is rebuilt on a background thread, at most one per gallery at a time: the first
+    search that sees a delta past 2% of the persons takes a copy of ``vectors`` under the lock
+    (the arrays are replaced on change, never written in place, so a shallow copy is consistent)
+    and starts the thread. Meanwhile searches keep using the old base plus a growing exact delta.
+    When the new base is built (faiss trained too), it is swapped in under the lock, and only
+    the persons changed after the copy stay stale, so nothing enrolled or removed during the
+    build is lost or brought back. A failed build is logged, the old base kept, and the rebuild
+    retried after ``rebuild_retry_s``. While the new base is built, two bases are in memory.
     """
+
+    #: Seconds to wait after a failed background rebuild before the next try.
+    rebuild_retry_s = 5.0
 
     def __init__(self, storage: Storage, gallery: str, config: IndexConfig):
         self.storage = storage
@@ -119,10 +149,17 @@ class GalleryIndex:
         self.names: dict[int, str] = {}  # person id -> name
         self.vectors: dict[int, np.ndarray] = {}  # person id -> (n, d) descriptors
         self.meta: dict[str, str] = {}
+        #: Called on the rebuild thread once the new base is built, before the swap; tests hold
+        #: a rebuild in flight here (an exception counts as a failed build).
+        self.rebuild_hook: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._base: _Part | None = None
-        self._stale: set[int] = set()  # persons changed since the base was built
+        self._stale: set[int] = set()  # persons changed since the base's copy was taken
         self._built: Snapshot | None = None
+        self._rebuild: threading.Thread | None = None  # the background rebuild in flight
+        self._since_copy: set[int] = set()  # persons changed since its copy was taken
+        self._epoch = 0  # bumped by a full reload: a rebuild from an older copy is dropped
+        self._retry_at = 0.0  # time.monotonic() before which no rebuild starts (after a failure)
         self.reload(None)
 
     def reload(self, person_ids: Sequence[int] | None) -> None:
@@ -134,10 +171,11 @@ class GalleryIndex:
                 self.names.clear()
                 self.vectors.clear()
                 self._base = None
+                self._epoch += 1
             for pid in person_ids or ():
                 self.names.pop(pid, None)
                 self.vectors.pop(pid, None)
-                self._stale.add(pid)
+                self._changed(pid)
             self.names.update(loaded.names)
             for pid in loaded.names:
                 rows = loaded.vectors[loaded.person_ids == pid]
@@ -150,22 +188,77 @@ class GalleryIndex:
         with self._lock:
             self.names.pop(person_id, None)
             self.vectors.pop(person_id, None)
-            self._stale.add(person_id)
+            self._changed(person_id)
             self._built = None
+
+    def _changed(self, pid: int) -> None:
+        """Mark a person changed (under the lock): skipped in the base, searched in the delta."""
+        self._stale.add(pid)
+        self._since_copy.add(pid)
 
     def snapshot(self) -> Snapshot:
         """What to search, as of now (see :class:`Snapshot`)."""
         with self._lock:
             dim = int(self.meta.get("dim", 0))
-            if self._base is None or len(self._stale) > max(32, len(self.vectors) // 50):
-                self._base = _Part.of(self.vectors, sorted(self.vectors), dim, self.config)
+            if self._base is None:
+                self._base = _Part.of(self.vectors, sorted(self.vectors), dim, self.config).ready()
                 self._stale = set()
                 self._built = None
+            elif (
+                self._rebuild is None
+                and len(self._stale) > max(32, len(self.vectors) // 50)
+                and time.monotonic() >= self._retry_at
+            ):
+                self._start_rebuild(dim)
             if self._built is None:
                 changed = sorted(p for p in self._stale if p in self.vectors)
-                delta = _Part.of(self.vectors, changed, dim, IndexConfig())
+                delta = _Part.of(self.vectors, changed, dim, _EXACT)
                 self._built = Snapshot(self._base, frozenset(self._stale), delta, dict(self.names))
             return self._built
+
+    def _start_rebuild(self, dim: int) -> None:
+        """Copy the vectors and start building a new base from them (under the lock)."""
+        copy = dict(self.vectors)  # arrays are replaced, never written in place
+        self._since_copy = set()
+        self._rebuild = threading.Thread(
+            target=self._rebuild_base,
+            args=(copy, dim, self._epoch),
+            name=f"cnnkit-rebuild-{self.gallery}",
+            daemon=True,
+        )
+        self._rebuild.start()
+
+    def _rebuild_base(self, copy: dict[int, np.ndarray], dim: int, epoch: int) -> None:
+        """The rebuild thread: build a base from ``copy``, then swap it in."""
+        try:
+            base = _Part.of(copy, sorted(copy), dim, self.config).ready()
+            if self.rebuild_hook is not None:
+                self.rebuild_hook()
+        except Exception:
+            log.exception(
+                "rebuilding the index of gallery %r failed; searching the old one, retry in %g s",
+                self.gallery,
+                self.rebuild_retry_s,
+            )
+            with self._lock:
+                self._retry_at = time.monotonic() + self.rebuild_retry_s
+                self._rebuild = None
+            return
+        with self._lock:
+            if epoch == self._epoch:  # else a full reload replaced everything meanwhile
+                self._base = base
+                self._stale = self._since_copy  # changed after the copy: not in base as they are
+                self._since_copy = set()
+                self._built = None
+            self._rebuild = None
+
+    def wait_rebuilt(self, timeout: float | None = None) -> bool:
+        """Wait for the background rebuild in flight, if any; False if it still runs."""
+        with self._lock:
+            thread = self._rebuild
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
 
 
 class ReplicaIndex:
