@@ -222,17 +222,25 @@ def lfw_boxes(images: list[str], root: Path, cache: Path) -> tuple[np.ndarray, n
 
 
 def lfw_embeddings(
-    images: list[str], root: Path, boxes: np.ndarray, landmark_upsample: int, cache: Path
+    images: list[str],
+    root: Path,
+    boxes: np.ndarray,
+    landmark_upsample: int,
+    cache: Path,
+    points: int = 5,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Descriptors of each image's chip and of its mirror image, cached: two (n, 128) arrays."""
+    """Descriptors of each image's chip and of its mirror image, cached: two (n, 128) arrays.
+    ``points``: the chip aligned from the 5-point landmarks (``landmark_upsample``) or from
+    dlib's 68-point ones (:class:`cnnkit.face.alignment.View`)."""
     from cnnkit import face
-    from cnnkit.face.alignment import align_faces
+    from cnnkit.face.alignment import View, align_faces
     from cnnkit.progress import progress
 
     if cache.is_file():
         z = np.load(cache)
         if list(z["names"]) == images:
             return z["emb"], z["emb_flip"]
+    view = View(points=points)
     enc = face.default_encoder()
     emb = np.zeros((len(images), 128), np.float32)
     emb_flip = np.zeros_like(emb)
@@ -242,7 +250,7 @@ def lfw_embeddings(
         for i in range(start, min(start + batch, len(images))):
             img = face.load_image(root / images[i])
             box = tuple(int(v) for v in boxes[i])
-            chips.append(align_faces(img, [box], landmark_upsample)[1][0])
+            chips.append(align_faces(img, [box], landmark_upsample, (view,))[1][0])
         c = np.stack(chips)
         emb[start : start + len(c)] = enc.embed(c)
         emb_flip[start : start + len(c)] = enc.embed(np.ascontiguousarray(c[:, :, ::-1]))
@@ -277,6 +285,7 @@ def measure_lfw(root: Path, threads: int) -> dict[str, float]:
 
     e0, e0f = lfw_embeddings(images, root / "images", boxes, 0, OUT / "lfw_dev_emb_k0.npz")
     e1, e1f = lfw_embeddings(images, root / "images", boxes, 1, OUT / "lfw_dev_emb_k1.npz")
+    e68, e68f = lfw_embeddings(images, root / "images", boxes, 0, OUT / "lfw_dev_emb_68.npz", 68)
     d0 = dist(e0)
     variants = {
         "hog_only": np.where((how[a] == 0) & (how[b] == 0), d0, MISSING_DISTANCE),
@@ -285,6 +294,7 @@ def measure_lfw(root: Path, threads: int) -> dict[str, float]:
         "subpixel": dist(e1),
         "subpixel_flip": dist((e1 + e1f) / 2),
         "both_flip": dist((e0 + e0f + e1 + e1f) / 4),
+        "subpixel_flip_68": dist((e1 + e1f + e68 + e68f) / 4),
     }
     results: dict[str, float] = {
         "n_images": len(images),
@@ -352,6 +362,7 @@ LFW_VARIANTS = {
     "subpixel": "fallback, sub-pixel landmarks (landmark_upsample=1)",
     "subpixel_flip": "+ flip averaging",
     "both_flip": "average of fallback_flip and subpixel_flip descriptors",
+    "subpixel_flip_68": "+ the 68-point chip and its mirror (the default pipeline)",
 }
 
 

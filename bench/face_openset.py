@@ -11,7 +11,8 @@ each; for dlib also FPIR and FNIR at its default tolerance 0.6.
   ``face_recognition_model_v1.compute_face_descriptor``); the face nearest the centre; a photo
   without a face enrolls nothing / searches as a miss (a mated miss, a non-mated reject).
 - cnnkit: the descriptors of bench/face.py (cached in bench/out: HOG, retry at upsample 2, then
-  the median box), per pipeline (dlib, flip, subpixel, subpixel+flip).
+  the median box), per pipeline (dlib, flip, subpixel, subpixel+flip,
+  subpixel+flip+68).
 - the default: the default pipeline with S-norm scores (cnnkit.face.openset.DEFAULT_NORM).
 - levers: T-norm of the scores; 2 enrolled photos per person (min distance, or the mean
   descriptor) against 1, on the same searches (persons with 3+ photos); tau for gallery sizes.
@@ -158,7 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     persons = [name.split("/")[0] for name in images]
     e0, e0f = bench_face.lfw_embeddings(images, root, boxes, 0, OUT / "lfw_dev_emb_k0.npz")
     e1, e1f = bench_face.lfw_embeddings(images, root, boxes, 1, OUT / "lfw_dev_emb_k1.npz")
-    variants = {"dlib": e0, "flip": (e0 + e0f) / 2, "subpixel": e1, "subpixel+flip": (e1 + e1f) / 2}
+    e68, e68f = bench_face.lfw_embeddings(images, root, boxes, 0, OUT / "lfw_dev_emb_68.npz", 68)
+    variants = {
+        "dlib": e0,
+        "flip": (e0 + e0f) / 2,
+        "subpixel": e1,
+        "subpixel+flip": (e1 + e1f) / 2,
+        "subpixel+flip+68": (e1 + e1f + e68 + e68f) / 4,
+    }
     xd = dlib_descriptors(images, root, OUT / "lfw_dev_dlib_fr.npz")
 
     res_dlib = openset.evaluate_descriptors(xd, persons)

@@ -21,7 +21,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_pipeline_names() -> None:
-    assert get_pipeline(None).name == face.DEFAULT_PIPELINE == "subpixel+flip"
+    assert get_pipeline(None).name == face.DEFAULT_PIPELINE == "subpixel+flip+68"
     assert (get_pipeline("dlib").landmark_upsample, get_pipeline("dlib").flip) == (0, False)
     assert with_flip("dlib", True) == "flip" and with_flip("subpixel", True) == "subpixel+flip"
     assert with_flip("dlib", False) == "dlib"
@@ -68,7 +68,7 @@ def test_legacy_database_keeps_its_pipeline(tmp_path: Path, photos) -> None:
         np.testing.assert_allclose(db.vectors_of("Grace")[0], old, atol=1e-6)
     with face.Gallery(tmp_path / "new.sqlite3") as db:
         face.enroll(db, "Grace", [photos["grace"]], encoder=enc, upsample=0)
-        assert db.pipeline == "subpixel+flip" and db.info().pipeline_recorded
+        assert db.pipeline == face.DEFAULT_PIPELINE and db.info().pipeline_recorded
         new = db.vectors_of("Grace")[0]
         assert face.distance(new, old) > 1e-3  # another pipeline: other descriptors
         v = face.verify_photo(db, photos["grace"], "Grace", encoder=enc, upsample=0)

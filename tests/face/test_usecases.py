@@ -11,6 +11,7 @@ import pytest
 
 from cnnkit import face
 from cnnkit.errors import NotFoundError
+from cnnkit.face.descriptors import get_pipeline
 from cnnkit.face.gallery import Gallery
 from cnnkit.face.index import IndexConfig
 from cnnkit.face.recognize import NoFaceError, SeveralFacesError
@@ -115,11 +116,17 @@ def test_enroll_report_verify_identify(tmp_path: Path, photos, encoder) -> None:
 
         v = face.verify_photo(db, photos["grace_rot"], "Grace", encoder=encoder, upsample=0)
         assert v.match and v.faces == 1 and v.tau == 0.6 and v.distance < 0.6
-        # The database records the default pipeline (sub-pixel landmarks + flip), and
-        # queries use it.
-        assert db.pipeline == face.DEFAULT_PIPELINE == "subpixel+flip"
+        # The database records the default pipeline (sub-pixel landmarks + flip, and the
+        # 68-point chip), and queries use it.
+        assert db.pipeline == face.DEFAULT_PIPELINE == "subpixel+flip+68"
         query = face.faces(  # and the default detector (auto: the CNN on these small photos)
-            face.load_image(photos["grace_rot"]), 0, encoder, 1, flip=True, detector="auto"
+            face.load_image(photos["grace_rot"]),
+            0,
+            encoder,
+            1,
+            flip=True,
+            detector="auto",
+            views=get_pipeline(None).views,
         )
         assert v.distance == pytest.approx(db.distance_to(query[0].embedding, "Grace"))
         v = face.verify_photo(db, photos["two"], "Ada", encoder=encoder, upsample=0, tolerance=0.3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from cnnkit.face.descriptors import DEFAULT_PIPELINE
 from tests.serve.conftest import is_problem
 from tests.serve.server import make_key
 
@@ -137,6 +138,7 @@ def test_info_counts(api_module: httpx.Client, faces: dict[str, str]) -> None:
     assert info["gallery"] == "faces" and info["descriptors"] == 1
     assert info["tau"] == 0.6 and info["tau_calibrated"] is False
     assert info["encoder"] == info["gallery_encoder"] and info["encoder"].startswith("dlib")
+    assert info["gallery_pipeline"] == DEFAULT_PIPELINE  # recorded by the enrollment
 
 
 def test_removed_person_is_no_longer_identified(

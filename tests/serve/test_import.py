@@ -70,7 +70,8 @@ def test_import_copies_persons_photos_and_taus(storage, rng, tmp_path: Path) -> 
 def test_existing_persons_are_refused_unless_merge(storage, rng, tmp_path: Path) -> None:
     faces = tmp_path / "faces.sqlite3"
     _face_db(faces, rng)
-    storage.add_photos("default", "Ada", rng.standard_normal((1, 128)), model_id="m", sha256s=["x"])
+    x = rng.standard_normal((1, 128))
+    storage.add_photos("default", "Ada", x, model_id="m", sha256s=["x"], pipeline=DEFAULT_PIPELINE)
     storage.set_tau("default", 0.7)
     before, seq = _content(storage), storage.last_seq()
     with pytest.raises(Conflict, match="Ada") as refused:
@@ -87,16 +88,21 @@ def test_existing_persons_are_refused_unless_merge(storage, rng, tmp_path: Path)
 def test_another_encoder_or_pipeline_is_a_one_line_error(storage, rng, tmp_path: Path) -> None:
     legacy = tmp_path / "legacy.sqlite3"
     _face_db(legacy, rng, pipeline="dlib")
-    with pytest.raises(DatabaseError, match="pipeline 'dlib', but cnnkit serve makes"):
-        import_face_db(storage, legacy, model_id="m")
+    storage.add_photos("new", "Bo", rng.standard_normal((1, 128)), model_id="m", pipeline="x")
+    with pytest.raises(DatabaseError, match="pipeline 'dlib', but gallery 'new' holds 'x' ones"):
+        import_face_db(storage, legacy, model_id="m", gallery="new")
     other = tmp_path / "other.sqlite3"
     _face_db(other, rng, model_id="custom")
     with pytest.raises(DatabaseError, match="'custom', but cnnkit serve encodes with 'm'"):
         import_face_db(storage, other, model_id="m")
-    storage.add_photos("g", "Cy", rng.standard_normal((1, 128)), model_id="m")
+    x = rng.standard_normal((1, 128))
+    storage.add_photos("g", "Cy", x, model_id="m", pipeline=DEFAULT_PIPELINE)
     with pytest.raises(DatabaseError, match="gallery 'g' holds descriptors of encoder 'm'"):
         import_face_db(storage, other, gallery="g")
-    assert storage.total_persons() == 1  # nothing written
+    storage.add_photos("old", "Di", x, model_id="m")  # as the service wrote before recording it
+    with pytest.raises(DatabaseError, match="pipeline 'dlib', but gallery 'old' holds 'subpixel"):
+        import_face_db(storage, legacy, gallery="old")
+    assert storage.total_persons() == 3  # nothing written
     empty = tmp_path / "empty.sqlite3"
     Gallery(empty).close()
     with pytest.raises(DatabaseError, match="nothing to import"):
@@ -176,3 +182,19 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert done.stderr.startswith(f"error: {missing}: no face database here (enroll someone")
     assert not missing.exists()  # read-only: nothing created
     assert "Examples:" in cnnkit("serve", "import", "--help").stdout
+
+
+def test_an_empty_gallery_takes_the_face_databases_pipeline(storage, rng, tmp_path: Path) -> None:
+    """The service records each gallery's pipeline at its first photo; an imported database
+    made the old way keeps working: its gallery records that pipeline, and photos of another
+    pipeline are refused."""
+    legacy = tmp_path / "legacy.sqlite3"
+    _face_db(legacy, rng, pipeline="dlib")
+    import_face_db(storage, legacy, model_id="m", gallery="old")
+    assert storage.get_meta("old")["pipeline"] == "dlib"
+    with pytest.raises(DatabaseError, match="pipeline 'dlib', not 'subpixel"):
+        storage.add_photos(
+            "old", "Ed", rng.standard_normal((1, 128)), model_id="m", pipeline=DEFAULT_PIPELINE
+        )
+    storage.add_photos("old", "Ed", rng.standard_normal((1, 128)), model_id="m", pipeline="dlib")
+    assert storage.find_person("old", "Ed").photos == 1

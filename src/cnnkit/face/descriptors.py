@@ -5,19 +5,23 @@ A pipeline is what happens between a detected box and the 128-d descriptor f(chi
 - ``landmark_upsample`` k: the 5 landmarks are predicted on the face region enlarged 2**k times
   (k = 0: dlib's integer points; 1: sub-pixel points, see :func:`cnnkit.face.landmarks`);
 - ``flip``: the descriptor is the mean of f(chip) and f(mirrored chip) (not renormalised);
-- ``paddings``: the chip is aligned once per template padding (dlib's is 0.25; 0.2 / 0.3 make the
-  face a little larger / smaller in the chip) and the descriptor is the mean over all of them
-  (and their mirrors, with ``flip``): test-time augmentation.
+- ``views``: the chips of each face (:class:`cnnkit.face.alignment.View`): aligned from the
+  5-point landmarks or from dlib's 68-point ones, at a template padding (dlib's is 0.25; 0.2 /
+  0.3 make the face a little larger / smaller in the chip); the descriptor is the mean over
+  them (and their mirrors, with ``flip``).
 
 Names: ``dlib`` (k = 0, no flip: dlib's own pipeline, byte-identical chips), ``flip``,
-``subpixel``, ``subpixel+flip``, ``subpixel+flip+pad`` (paddings 0.25, 0.2 and 0.3: 6 encoder
-passes). The default is ``subpixel+flip``: on LFW-dev (150x150 images) it scores 99.10%
-against dlib's 98.80% (docs/face.md), for one more encoder pass per face. ``subpixel+flip+pad``
-is an option (docs/face.md, "Test-time augmentation"): open-set rank-1 93.80% against 93.28%,
-at about 0.6x the default's descriptors/s.
+``subpixel``, ``subpixel+flip`` (99.10% on LFW-dev pairs against dlib's 98.80%),
+``subpixel+flip+pad`` (paddings 0.25, 0.2 and 0.3: 6 encoder passes; an option) and
+``subpixel+flip+68``, the default: the ``subpixel+flip`` chip and a chip aligned from dlib's
+68-point landmarks (two predictors' estimates of the same alignment), each with its mirror:
+4 encoder passes. On LFW-dev it scores 99.17% on pairs and open-set rank-1 94.49% against
+93.74% (``subpixel+flip``) and 92.00% (dlib), at about 0.6x ``subpixel+flip``'s descriptors/s
+(docs/face.md, "The descriptor pipeline").
 
-A person database records the pipeline of its descriptors (meta key ``pipeline``); a database
-from before that key holds ``dlib`` descriptors (:data:`LEGACY_PIPELINE`), and queries against it
+A person database records the pipeline of its descriptors (meta key ``pipeline``; the service's
+galleries too, :mod:`cnnkit.serve.storage.base`); a database from before that key holds ``dlib``
+descriptors (:data:`LEGACY_PIPELINE`), and queries against it
 use that pipeline, since descriptors of two pipelines are not comparable at the same tau.
 """
 
@@ -53,7 +57,7 @@ PIPELINES = {
     )
 }
 #: What new databases, calibrate, evaluate and the server use.
-DEFAULT_PIPELINE = "subpixel+flip"
+DEFAULT_PIPELINE = "subpixel+flip+68"
 #: What a database without a ``pipeline`` meta key was made with.
 LEGACY_PIPELINE = "dlib"
 

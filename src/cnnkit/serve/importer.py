@@ -8,8 +8,10 @@ second, in one transaction; a running server picks them up through the change fe
 
 Descriptors are only comparable when made by the same encoder and the same pipeline
 (:mod:`cnnkit.face.descriptors`), so the face database's ``model_id`` must be the gallery's (or,
-for an empty gallery, the service's encoder's) and its ``pipeline`` the service's, else a
-one-line error says what differs. The calibrated taus come along when the gallery has none.
+for an empty gallery, the service's encoder's) and its ``pipeline`` the gallery's (an empty
+gallery takes the face database's, and the service then makes that gallery's descriptors the
+same way), else a one-line error says what differs. The calibrated taus come along when the
+gallery has none.
 """
 
 from __future__ import annotations
@@ -18,14 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnkit.errors import CnnkitError, DatabaseError
-from cnnkit.face.descriptors import DEFAULT_PIPELINE
 from cnnkit.face.gallery import Gallery, default_db_path
 from cnnkit.serve.storage import ImportCounts, ImportPerson, Storage, is_postgres_url
-from cnnkit.serve.storage.base import identification_meta
-
-#: The pipeline the service makes descriptors with (its person store records none, so the face
-#: use cases take the default: ``cnnkit.face.descriptors.store_pipeline``).
-SERVE_PIPELINE = DEFAULT_PIPELINE
+from cnnkit.serve.storage.base import gallery_pipeline, identification_meta
 
 
 @dataclass(frozen=True)
@@ -115,6 +112,7 @@ def import_face_db(
         meta_defaults=defaults,
         merge=merge,
         origin=path.name,
+        pipeline=info.pipeline,
     )
     tau = info.tau if "tau" in counts.meta_set else None
     return ImportReport(str(path), storage.describe(), gallery, len(persons), counts, tau)
@@ -129,15 +127,17 @@ def _check_compatible(
     model_id: str | None,
 ) -> None:
     """One-line DatabaseError naming what differs between the face database and the service."""
-    if source_pipeline != SERVE_PIPELINE:
+    meta = storage.get_meta(gallery)
+    recorded = gallery_pipeline(meta)
+    if recorded is not None and source_pipeline != recorded:
         raise DatabaseError(
-            f"holds descriptors made with pipeline {source_pipeline!r}, but cnnkit serve makes "
-            f"{SERVE_PIPELINE!r} ones",
+            f"holds descriptors made with pipeline {source_pipeline!r}, but gallery {gallery!r} "
+            f"holds {recorded!r} ones",
             path=path,
-            hint="enroll the photos again with the default pipeline into a new database: "
-            "cnnkit face enroll NAME PHOTO --db NEW.sqlite3, then import that",
+            hint="import into another --gallery, or enroll the photos again with --pipeline "
+            f"{recorded} into a new --db and import that",
         )
-    stored = storage.get_meta(gallery).get("model_id")
+    stored = meta.get("model_id")
     expected = stored or model_id or service_model_id()
     if source_model != expected:
         where = (

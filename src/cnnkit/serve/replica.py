@@ -31,6 +31,7 @@ from cnnkit.serve.storage.base import (
     PERSON_DELETED,
     ModelMismatch,
     Storage,
+    gallery_pipeline,
     read_identification,
 )
 
@@ -354,6 +355,7 @@ class GalleryStore:
         model_id: str,
         sources: Sequence[str | None] | None = None,
         sha256s: Sequence[str | None] | None = None,
+        pipeline: str | None = None,
     ) -> int:
         person, _ = self.storage.add_photos(
             self.gallery,
@@ -363,6 +365,7 @@ class GalleryStore:
             sha256s=sha256s,
             sources=sources,
             actor=self.actor,
+            pipeline=pipeline,
         )
         self.replica.sync(force=True)
         return person.photos
@@ -422,6 +425,12 @@ class GalleryStore:
         tau = self._index().meta.get("tau")
         return DEFAULT_TOLERANCE if tau is None else float(tau)
 
+    @property
+    def pipeline(self) -> str | None:
+        """How the gallery's descriptors were made (None: it has none yet, the default will be
+        used and recorded at the first photo); see :mod:`cnnkit.face.descriptors`."""
+        return gallery_pipeline(self._index().meta)
+
     # -- calibration: what cnnkit.face.identification.identification_threshold reads ------
     @property
     def tau(self) -> float | None:
@@ -450,12 +459,13 @@ class GalleryStore:
         norm: str = "none",
     ) -> None:
         """Store a 1:N threshold (``cnnkit.face.calibrate_identification`` calls this)."""
-        from cnnkit.serve.importer import SERVE_PIPELINE
+        from cnnkit.face.descriptors import store_pipeline
 
-        if pipeline is not None and pipeline != SERVE_PIPELINE:
+        made = store_pipeline(self)
+        if pipeline is not None and pipeline != made:
             raise DatabaseError(
-                f"a tau for descriptors of pipeline {pipeline!r}, but cnnkit serve makes "
-                f"{SERVE_PIPELINE!r} ones",
+                f"a tau for descriptors of pipeline {pipeline!r}, but this gallery's are made "
+                f"with {made!r}",
                 hint="calibrate without --pipeline",
             )
         ident = IdentificationTau(float(tau), float(fpir), int(gallery_size), norm)

@@ -51,6 +51,11 @@ class Info(BaseModel):
     gallery: str
     encoder: str | None = Field(None, description="model_id of the encoder in use")
     gallery_encoder: str | None = Field(None, description="model_id the gallery was made with")
+    gallery_pipeline: str | None = Field(
+        None,
+        description="how the gallery's descriptors are made (cnnkit.face.descriptors; fixed at "
+        "its first photo; null: none yet, the default will be used)",
+    )
     detector: str = Field(..., description="the face detector that runs: hog, cnn, or auto's rule")
     precision: str | None = Field(
         None, description="the encoder arithmetic that runs: fp32, bf16 or int8 (auto resolved)"

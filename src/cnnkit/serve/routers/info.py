@@ -11,7 +11,7 @@ from cnnkit.serve.auth import Principal, QueryKey
 from cnnkit.serve.deps import gallery_store, offload
 from cnnkit.serve.replica import DEFAULT_TOLERANCE
 from cnnkit.serve.schemas import Info
-from cnnkit.serve.storage.base import read_identification
+from cnnkit.serve.storage.base import gallery_pipeline, read_identification
 
 router = APIRouter(tags=["info"])
 
@@ -30,6 +30,7 @@ async def info(request: Request, who: Principal = QueryKey) -> Info:
             gallery=who.gallery,
             encoder=getattr(state.encoder, "model_id", None),
             gallery_encoder=meta.get("model_id"),
+            gallery_pipeline=gallery_pipeline(meta),
             detector=describe_detector(state.config.detector),
             precision=state.precision,
             precision_requested=state.config.precision,

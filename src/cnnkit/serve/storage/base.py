@@ -7,10 +7,12 @@ collections; a key belongs to one gallery and sees only its persons):
 - ``photos``: the descriptor (d float32 values, little endian) of each enrolled photo, its file's
   sha256 and an optional source label. Never the image: faces are biometric data;
 - ``gallery_meta``: per gallery ``model_id`` and ``dim`` (the encoder that made its
-  descriptors, fixed at the first photo), ``tau`` (the calibrated pair tolerance, for verify)
-  and the ``tau_identification*`` keys (the 1:N threshold for identify, the FPIR and gallery
-  size it was chosen for and its score; the same keys and text as ``cnnkit face``'s database,
-  :mod:`cnnkit.face.gallery_meta`);
+  descriptors, fixed at the first photo), ``pipeline`` (how they were made,
+  :mod:`cnnkit.face.descriptors`; fixed at the first photo too; a gallery from before it was
+  recorded holds :data:`LEGACY_PIPELINE` descriptors), ``tau`` (the calibrated pair
+  tolerance, for verify) and the ``tau_identification*`` keys (the 1:N threshold for
+  identify, the FPIR and gallery size it was chosen for and its score; the same keys and text
+  as ``cnnkit face``'s database, :mod:`cnnkit.face.gallery_meta`);
 - ``api_keys``: id, sha256 of the secret (never the secret), role, gallery, created/revoked;
 - ``audit``: who (key id, never the key) did what (action) to which person, when; no images;
 - ``changes``: the **change feed**, ``(seq, gallery, kind, person_id)``, one row appended by
@@ -86,6 +88,18 @@ IDENTIFICATION_KEYS = (
     "tau_identification_gallery",
     "tau_identification_norm",
 )
+
+
+#: The pipeline of a gallery's descriptors when it records none: every photo the service enrolled
+#: before the ``pipeline`` key existed was made with this one (the default then).
+LEGACY_PIPELINE = "subpixel+flip"
+
+
+def gallery_pipeline(meta: dict[str, str]) -> str | None:
+    """The pipeline of a gallery's descriptors from its meta; None for a gallery without any."""
+    if "pipeline" in meta:
+        return meta["pipeline"]
+    return LEGACY_PIPELINE if "model_id" in meta else None
 
 
 def identification_meta(ident: IdentificationTau) -> dict[str, str]:
@@ -274,11 +288,13 @@ class Storage(ABC):
         sha256s: Sequence[str | None] | None = None,
         sources: Sequence[str | None] | None = None,
         actor: int | None = None,
+        pipeline: str | None = None,
     ) -> tuple[PersonRow, list[int]]:
         """Enroll (n, d) descriptors for ``name`` (created if new) in one transaction.
 
-        The gallery's encoder is fixed at its first photo; another ``model_id`` or ``d`` raises
-        DatabaseError. Returns the person afterwards and the new photo ids.
+        The gallery's encoder and ``pipeline`` are fixed at its first photo; another
+        ``model_id``, ``d`` or pipeline raises DatabaseError. Returns the person afterwards and
+        the new photo ids.
         """
 
     @abstractmethod
@@ -308,6 +324,7 @@ class Storage(ABC):
         merge: bool = False,
         origin: str | None = None,
         actor: int | None = None,
+        pipeline: str | None = None,
     ) -> ImportCounts:
         """Copy persons with their photos into ``gallery`` in one transaction.
 

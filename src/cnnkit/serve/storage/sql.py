@@ -33,6 +33,7 @@ from cnnkit.serve.storage.base import (
     PersonRow,
     PhotoRow,
     Storage,
+    gallery_pipeline,
     identification_meta,
     now,
 )
@@ -271,8 +272,23 @@ class SQLStorage(KeyQueries, Storage):
             return int(count)
 
     # -- photos ---------------------------------------------------------------------------
-    def _check_model(self, tx: Tx, gid: int, model_id: str, dim: int) -> None:
+    def _check_model(
+        self, tx: Tx, gid: int, model_id: str, dim: int, pipeline: str | None = None
+    ) -> None:
+        """The gallery's encoder, dimension and descriptor pipeline must be these (a gallery
+        without descriptors takes them)."""
         meta = dict(tx.execute("SELECT key, value FROM gallery_meta WHERE gallery_id = ?", (gid,)))
+        recorded = gallery_pipeline(meta)
+        if pipeline is not None and recorded is not None and recorded != pipeline:
+            raise ModelMismatch(
+                f"this gallery holds descriptors made with pipeline {recorded!r}, not {pipeline!r}",
+                hint="use another gallery for the other pipeline",
+            )
+        if pipeline is not None and "pipeline" not in meta:
+            tx.execute(
+                "INSERT INTO gallery_meta(gallery_id, key, value) VALUES (?, 'pipeline', ?)",
+                (gid, pipeline),
+            )
         stored = meta.get("model_id")
         if stored is not None and stored != model_id:
             raise ModelMismatch(
@@ -301,6 +317,7 @@ class SQLStorage(KeyQueries, Storage):
         sha256s: Sequence[str | None] | None = None,
         sources: Sequence[str | None] | None = None,
         actor: int | None = None,
+        pipeline: str | None = None,
     ) -> tuple[PersonRow, list[int]]:
         name = check_name(name)
         x = np.asarray(vectors, dtype=np.float32)
@@ -317,7 +334,7 @@ class SQLStorage(KeyQueries, Storage):
         at = now()
         with self._write() as tx:
             gid = self._gallery_id(tx, gallery)
-            self._check_model(tx, gid, model_id, d)
+            self._check_model(tx, gid, model_id, d, pipeline)
             row = tx.one("SELECT id FROM persons WHERE gallery_id = ? AND name = ?", (gid, name))
             if row is None:
                 (pid,) = tx.one(

@@ -81,6 +81,7 @@ def import_persons(
     merge: bool = False,
     origin: str | None = None,
     actor: int | None = None,
+    pipeline: str | None = None,
 ) -> ImportCounts:
     """See :meth:`cnnkit.serve.storage.base.Storage.import_persons`."""
     clean, dim = _checked(persons)
@@ -89,7 +90,7 @@ def import_persons(
     with storage._write() as tx:
         gid = storage._gallery_id(tx, gallery)
         if clean:
-            storage._check_model(tx, gid, model_id, dim)
+            storage._check_model(tx, gid, model_id, dim, pipeline)
         plan: list[tuple[ImportPerson, int | None, list[int]]] = []
         taken: list[str] = []
         for person in clean:
