@@ -45,8 +45,9 @@ def _in_subprocess(**env: str) -> tuple[bool, str, bool]:
 @pytest.mark.slow  # nine Pythons importing torch: ~20 s
 def test_bf16_native_needs_the_flags_and_torch_kernels_at_their_best_isa() -> None:
     """Unforced, bf16 is native exactly where the CPU has the instructions and torch runs its
-    AVX-512 (or AMX) kernels; torch forced below that (ATen to AVX2, oneDNN to AVX-512 without
-    BF16 or to AVX2) emulates bf16, so the answer is no even on a CPU that has it."""
+    AVX-512 (or AMX) kernels; with torch forced below that (ATen to AVX2: its own kernels
+    convert bf16; oneDNN to AVX-512 without BF16 or to AVX2: bf16 emulated) the answer is no even
+    on a CPU that has the instructions."""
     flags = frozenset(Path("/proc/cpuinfo").read_text().split())  # every flag word is a token
     hardware = bool({"avx512_bf16", "amx_bf16"} & flags)
     native, capability, onednn = _in_subprocess()

@@ -46,10 +46,11 @@ def cpu_flags() -> frozenset[str]:
 
 #: CPU flags of the bf16 dot-product instructions (AVX512-BF16's vdpbf16ps, AMX-BF16's tiles).
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-#: ATen capabilities whose kernels compute in bf16 natively where the CPU has the flags.
+#: ATen capabilities at which torch's own (non-oneDNN) kernels have bf16 instructions to use.
 BF16_ATEN_CAPABILITIES = frozenset({"AVX512", "AMX"})
-#: ``ONEDNN_MAX_CPU_ISA`` caps below AVX512_CORE_BF16: oneDNN then emulates bf16. torch's own
-#: check still says yes at AVX512_CORE(_VNNI), where a bf16 conv ran 1.6x slower than fp32.
+#: ``ONEDNN_MAX_CPU_ISA`` caps below AVX512_CORE_BF16: oneDNN then emulates bf16 (at
+#: AVX512_CORE, where torch's own check still says yes, the face encoder ran 2.2x slower in bf16
+#: than in fp32; bench/bf16_native.py).
 ONEDNN_ISAS_WITHOUT_BF16 = frozenset(
     {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
 )
@@ -62,23 +63,28 @@ def _onednn_isa_cap() -> str:
 
 
 def bf16_native(device: torch.device | str | None = None) -> bool:
-    """True where bf16 runs natively on ``device`` (default the CPU), so bf16 autocast is fast.
+    """True where bf16 runs natively on ``device`` (default the CPU): bf16 is then worth choosing.
 
     The one definition cnnkit uses (``--precision auto`` of the face encoder and of both style
-    methods). Checks, on a CPU, all of:
+    methods). On a CPU, all of (flags AND torch: neither alone is enough):
 
-    - the CPU's flags (/proc/cpuinfo) name ``avx512_bf16`` or ``amx_bf16``: without them oneDNN
-      emulates bf16 on AVX-512 (torch's own check below still says yes there), slower than fp32;
+    - the CPU's flags (/proc/cpuinfo) name ``avx512_bf16`` or ``amx_bf16``. Without them oneDNN
+      emulates bf16 on any AVX-512 CPU, and torch's oneDNN check below says yes there all the
+      same; emulated, the face encoder ran 2.2x slower in bf16 than in fp32 (oneDNN capped at
+      AVX512_CORE on an AVX512-BF16 CPU, bench/bf16_native.py).
     - torch's view of its kernels: ATen's capability (``torch.backends.cpu.get_cpu_capability``,
       which honours ``ATEN_CPU_CAPABILITY``) is AVX512 or AMX, and oneDNN's bf16 check
       (``torch.ops.mkldnn._is_mkldnn_bf16_supported``, which honours ``ONEDNN_MAX_CPU_ISA``)
-      says yes: with torch forced to a lower ISA (e.g. ``ATEN_CPU_CAPABILITY=avx2``) its bf16
-      kernels are emulated although the CPU has the instructions;
-    - ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``) does not cap oneDNN below
+      says yes. With ATen forced below AVX-512 (``ATEN_CPU_CAPABILITY=avx2``) its own bf16
+      kernels run AVX2 code that converts to fp32 and back; oneDNN's convolutions do not follow
+      that variable and stay native (the face encoder still ran 1.8x faster in bf16 there), so
+      this is a choice, not a speed test: torch told to act as an AVX2 machine makes ``auto``
+      choose what it chooses on one.
+    - ``ONEDNN_MAX_CPU_ISA`` (else ``DNNL_MAX_CPU_ISA``) does not cap oneDNN below
       AVX512_CORE_BF16 (:data:`ONEDNN_ISAS_WITHOUT_BF16`), which torch's check lets through.
 
     On CUDA: ``torch.cuda.is_bf16_supported(including_emulation=False)`` (compute capability
-    8.0 or later, or ROCm). Other devices (and CPUs other than x86): False.
+    8.0 or later, or ROCm). Other devices, and CPUs other than x86: False.
     """
     import torch
 

@@ -81,7 +81,7 @@ def test_auto_chooses_by_what_the_cpu_reports(caplog):
 
 
 def test_auto_leaves_bf16_where_torch_is_forced_below_its_bf16_kernels():
-    """ATEN_CPU_CAPABILITY=avx2 (torch's bf16 emulated) on any CPU: auto takes int8 or fp32."""
+    """ATEN_CPU_CAPABILITY=avx2 (ATen's bf16 not native) on any CPU: auto takes int8 or fp32."""
     code = (
         "import logging; logging.basicConfig(level=logging.INFO); "
         "from cnnkit.face.precision import cpu_has_int8, resolve_precision; "

@@ -138,14 +138,14 @@ def test_the_precision_note_says_whether_bf16_is_native() -> None:
     from cnnkit.cpu import bf16_native
 
     cap = torch.backends.cpu.get_cpu_capability()
-    kind = "native" if bf16_native() else "emulated"
+    kind = "native" if bf16_native() else "non-native"
     assert _precision_note("bf16") == f"bf16 ({kind} bf16, {cap})"
     assert _precision_note("fp32") == f"fp32 (no bf16 autocast, {cap})"
     code = "from cnnkit.cli.style import _precision_note; print(_precision_note('bf16'))"
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}  # torch's bf16 emulated on any CPU
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}  # bf16 not native to ATen on any CPU
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "bf16 (emulated bf16, AVX2)"
+    assert out.stdout.strip() == "bf16 (non-native bf16, AVX2)"
 
 
 def test_gatys_config_comes_from_the_fields() -> None:

@@ -184,7 +184,7 @@ def test_compute_path_follows_the_options_and_the_cpu(monkeypatch) -> None:
 
 def test_auto_precision_is_bf16_where_cnnkit_cpu_says_native() -> None:
     """Both style methods take bf16 on ``auto`` exactly where :func:`cnnkit.cpu.bf16_native`
-    says so, here and in a Python with torch forced to AVX2 (bf16 emulated: fp32, NCHW)."""
+    says so, here and in a Python with torch forced to AVX2 (not native to ATen: fp32, NCHW)."""
     import os
     import subprocess
     import sys
