@@ -90,12 +90,13 @@ def main() -> None:
     ap.add_argument("--lfw", type=Path, default=LFW, help="LFW-dev folder (skipped if absent)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    from cnnkit.cpu import bf16_native
     from cnnkit.face.encoder import FaceEncoder
-    from cnnkit.face.precision import cpu_has_bf16, cpu_has_int8
+    from cnnkit.face.precision import cpu_has_int8
 
     fp32 = FaceEncoder.load()
     precisions = ["bf16"] + (["int8"] if cpu_has_int8() else [])
-    print(f"CPU native bf16: {cpu_has_bf16()}; x86 int8: {cpu_has_int8()}", file=sys.stderr)
+    print(f"CPU native bf16: {bf16_native()}; x86 int8: {cpu_has_int8()}", file=sys.stderr)
     sets = {"shipped": (*shipped_chips(), None)}
     if (args.lfw / "pairs.txt").is_file():
         t = time.perf_counter()

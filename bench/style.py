@@ -271,13 +271,13 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from cnnkit.style.images import bf16_supported
+    from cnnkit.cpu import bf16_native
     from cnnkit.style.transfer import StyleConfig, compute_path
 
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}")
     fast = "fast-auto-auto"
     print(f"cnnkit default path here: {compute_path(StyleConfig(), torch.device('cpu'))[2]}")
-    print(f"native bf16: {bf16_supported(torch.device('cpu'))}")
+    print(f"native bf16: {bf16_native()}")
     variants = [v for v in args.variants.split(",") if v]
     results: dict[str, dict] = {}
     for size in [int(s) for s in args.sizes.split(",")]:

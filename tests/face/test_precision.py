@@ -7,20 +7,23 @@ that calibration did not see, and same/different decisions on shipped pairs must
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from cnnkit.cpu import bf16_native
 from cnnkit.face.encoder import FaceEncoder, fold_affine
 from cnnkit.face.pipeline import distance
 from cnnkit.face.precision import (
     PRECISIONS,
     StaticFaceResNet,
     cpu_flags,
-    cpu_has_bf16,
     cpu_has_int8,
     resolve_precision,
 )
@@ -59,13 +62,15 @@ def test_cpu_flags_are_read():
     flags = cpu_flags()
     if platform.machine().lower() in ("x86_64", "amd64"):
         assert "sse2" in flags  # every x86-64 CPU has it
-    assert cpu_has_bf16() == bool({"avx512_bf16", "amx_bf16"} & flags)
+    assert not bf16_native() or {"avx512_bf16", "amx_bf16"} & flags
 
 
-def test_auto_chooses_by_what_the_cpu_reports():
-    want = "bf16" if cpu_has_bf16() else "int8" if cpu_has_int8() else "fp32"
-    assert resolve_precision("auto", "cpu") == want
-    assert resolve_precision("auto", "cuda") == "bf16"
+def test_auto_chooses_by_what_the_cpu_reports(caplog):
+    want = "bf16" if bf16_native() else "int8" if cpu_has_int8() else "fp32"
+    with caplog.at_level("INFO", logger="cnnkit.face.precision"):
+        assert resolve_precision("auto", "cpu") == want
+    assert f"precision auto: {want} (" in caplog.text
+    assert resolve_precision("auto", "cuda") == ("bf16" if bf16_native("cuda") else "fp32")
     for p in ("fp32", "bf16"):
         assert resolve_precision(p, "cpu") == p
     with pytest.raises(ValueError, match="auto, fp32, bf16, int8"):
@@ -73,6 +78,21 @@ def test_auto_chooses_by_what_the_cpu_reports():
     with pytest.raises(ValueError, match="int8"):
         resolve_precision("int8", "cuda")
     assert set(PRECISIONS) == {"auto", "fp32", "bf16", "int8"}
+
+
+def test_auto_leaves_bf16_where_torch_is_forced_below_its_bf16_kernels():
+    """ATEN_CPU_CAPABILITY=avx2 (ATen's bf16 not native) on any CPU: auto takes int8 or fp32."""
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO); "
+        "from cnnkit.face.precision import cpu_has_int8, resolve_precision; "
+        "print(resolve_precision('auto', 'cpu'), cpu_has_int8())"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    chosen, int8 = out.stdout.split()
+    assert chosen == ("int8" if int8 == "True" else "fp32")
+    assert f"precision auto: {chosen} (" in out.stderr and "native bf16" in out.stderr
 
 
 def test_auto_encoder_says_what_it_chose(fp32):

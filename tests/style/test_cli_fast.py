@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from dataclasses import fields
 
 import numpy as np
@@ -126,6 +129,23 @@ def test_image_to_video_suffix_is_refused(files, capsys) -> None:
     args = ["style", str(files["content"]), str(sample_path("coffee")), "--method", "fast"]
     assert main([*args, "-o", str(out)]) == 2
     assert "the output must be an image" in capsys.readouterr().err
+
+
+def test_the_precision_note_says_whether_bf16_is_native() -> None:
+    import torch
+
+    from cnnkit.cli.style import _precision_note
+    from cnnkit.cpu import bf16_native
+
+    cap = torch.backends.cpu.get_cpu_capability()
+    kind = "native" if bf16_native() else "non-native"
+    assert _precision_note("bf16") == f"bf16 ({kind} bf16, {cap})"
+    assert _precision_note("fp32") == f"fp32 (no bf16 autocast, {cap})"
+    code = "from cnnkit.cli.style import _precision_note; print(_precision_note('bf16'))"
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}  # bf16 not native to ATen on any CPU
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "bf16 (non-native bf16, AVX2)"
 
 
 def test_gatys_config_comes_from_the_fields() -> None:

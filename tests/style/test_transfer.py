@@ -169,7 +169,7 @@ def test_compute_path_follows_the_options_and_the_cpu(monkeypatch) -> None:
     module = importlib.import_module("cnnkit.style.transfer")  # the package exports transfer()
     cpu = torch.device("cpu")
     for native, cap in ((False, "AVX2"), (False, "AVX512"), (True, "AVX512"), (True, "AMX")):
-        monkeypatch.setattr(module, "bf16_supported", lambda device, n=native: n)
+        monkeypatch.setattr(module, "bf16_native", lambda device, n=native: n)
         monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=cap: c)
         bf16, cl, text = module.compute_path(StyleConfig(), cpu)  # auto, auto
         assert (bf16, cl) == (native, cap != "AVX2")
@@ -180,6 +180,37 @@ def test_compute_path_follows_the_options_and_the_cpu(monkeypatch) -> None:
         assert module.compute_path(explicit, cpu)[:2] == (True, False)
         assert module.compute_path(StyleConfig(channels_last=True), cpu)[1] is True
     assert module.compute_path(StyleConfig(), torch.device("meta"))[1] is False  # not a CPU
+
+
+def test_auto_precision_is_bf16_where_cnnkit_cpu_says_native() -> None:
+    """Both style methods take bf16 on ``auto`` exactly where :func:`cnnkit.cpu.bf16_native`
+    says so, here and in a Python with torch forced to AVX2 (not native to ATen: fp32, NCHW)."""
+    import os
+    import subprocess
+    import sys
+
+    from cnnkit.cpu import bf16_native
+    from cnnkit.style.fast import FastStylizer
+    from cnnkit.style.transfer import compute_path
+
+    cpu = torch.device("cpu")
+    native = bf16_native(cpu)
+    bf16, _, text = compute_path(StyleConfig(), cpu)
+    assert bf16 == native and ("no native bf16" in text) == (not native)
+    assert FastStylizer("auto").precision == ("bf16" if native else "fp32")
+    assert FastStylizer("auto", quant="ort").precision == "fp32"
+    code = (
+        "import torch; from cnnkit.style import StyleConfig; "
+        "from cnnkit.style.fast import FastStylizer; "
+        "from cnnkit.style.transfer import compute_path; "
+        "print(repr((compute_path(StyleConfig(), torch.device('cpu')), "
+        "FastStylizer('auto').precision)))"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    path = (False, False, "fp32; NCHW; AVX2, no native bf16")
+    assert out.stdout.strip() == repr((path, "fp32"))
 
 
 def test_bf16_channels_last_objective_matches_the_fp32_one(images) -> None:

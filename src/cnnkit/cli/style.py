@@ -309,10 +309,16 @@ def _run_gatys(args: argparse.Namespace) -> int:
 
 
 def _precision_note(precision: str) -> str:
+    """Which arithmetic ran, e.g. ``bf16 (native bf16, AVX512)``; bf16 asked for where it is not
+    native (:func:`cnnkit.cpu.bf16_native`) is said to be non-native."""
     import torch
 
+    from cnnkit.cpu import bf16_native
+
     cap = torch.backends.cpu.get_cpu_capability()
-    return f"{precision} ({'native bf16' if precision == 'bf16' else 'no bf16 autocast'}, {cap})"
+    if precision != "bf16":
+        return f"{precision} (no bf16 autocast, {cap})"
+    return f"{precision} ({'native' if bf16_native() else 'non-native'} bf16, {cap})"
 
 
 def _fast_condition(stylizer, args: argparse.Namespace, content) -> tuple:  # noqa: ANN001

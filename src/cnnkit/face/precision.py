@@ -4,16 +4,18 @@ The face ResNet costs a fixed ~0.38 GMAC per 150x150 chip, so past a good fp32 k
 factor is precision:
 
 - ``bf16``: the folded network run under ``torch.autocast`` in bfloat16, on CPUs with native bf16
-  (AVX512-BF16 or AMX-BF16: oneDNN then uses the bf16 dot-product units) and on GPUs. Descriptors
-  move by ~1e-2 (dlib's same-person threshold is 0.6).
+  (AVX512-BF16 or AMX-BF16: oneDNN then uses the bf16 dot-product units) and on GPUs with it.
+  Descriptors move by ~1e-2 (dlib's same-person threshold is 0.6).
 - ``int8``: static quantisation (torch.ao FX graph mode, the ``x86`` backend: fbgemm/oneDNN with
   VNNI), weights per channel, activations per tensor, calibrated on face chips made from the
   photos installed packages ship (:func:`calibration_chips`). dlib's ``add_prev`` of
   different-shaped tensors becomes static zero pads (:class:`StaticFaceResNet`) so the graph traces.
 - ``fp32`` otherwise (and the reference: within 1e-4 of dlib).
 
-``auto`` picks bf16 where the CPU reports avx512_bf16 or amx_bf16 (or on CUDA), int8 on other
-x86 CPUs with AVX2, fp32 elsewhere; :func:`resolve_precision` returns the choice and logs why.
+``auto`` picks bf16 where :func:`cnnkit.cpu.bf16_native` says so (the CPU reports avx512_bf16 or
+amx_bf16 and torch runs its bf16 kernels natively; CUDA with compute capability 8.0+), int8 on
+other x86 CPUs with AVX2, fp32 elsewhere; :func:`resolve_precision` returns the choice and logs
+why.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnkit.cpu import cpu_flags, cpu_has_bf16
+from cnnkit.cpu import bf16_native, cpu_flags
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +62,12 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str
     if precision != "auto":
         return precision
     if kind == "cuda":
-        chosen, why = "bf16", "a CUDA device"
+        native = bf16_native(device)  # compute capability 8.0+: emulated bf16 is slower
+        chosen = "bf16" if native else "fp32"
+        why = "a CUDA device" if native else "a CUDA device without native bf16"
     elif kind != "cpu":
         chosen, why = "fp32", f"a {kind} device"
-    elif cpu_has_bf16():
+    elif bf16_native(device):
         chosen, why = "bf16", "the CPU has native bf16 (avx512_bf16/amx_bf16)"
     elif cpu_has_int8():
         chosen, why = "int8", "an x86 CPU without native bf16"

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from cnnkit.cpu import bf16_native
 from cnnkit.errors import CnnkitError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -64,13 +65,6 @@ class FastResult:
     work_size: tuple[int, int]
     tiles: int
     model: str
-
-
-def cpu_has_bf16() -> bool:
-    """True where the CPU computes bf16 natively (AVX-512 BF16 or AMX), read at run time."""
-    from cnnkit.style.images import bf16_supported
-
-    return bf16_supported(torch.device("cpu"))
 
 
 def _pil(image: ImageLike, what: str) -> Image.Image:
@@ -126,7 +120,7 @@ class FastStylizer:
         if quant == "ort" and precision == "bf16":
             raise CnnkitError("quant 'ort' reproduces onnxruntime in fp32", hint="use fp32")
         if precision == "auto":
-            precision = "bf16" if cpu_has_bf16() and quant == "off" else "fp32"
+            precision = "bf16" if bf16_native() and quant == "off" else "fp32"
         self.precision = precision
         self.quant = quant
         self._nets: dict[str, tuple[torch.nn.Module, str]] = {}

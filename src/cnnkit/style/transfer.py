@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from cnnkit.cpu import bf16_native
 from cnnkit.errors import CnnkitError
 from cnnkit.style.backbone import build_extractor
 from cnnkit.style.config import (
@@ -55,7 +56,6 @@ from cnnkit.style.images import (
     _recolor,
     _resize_longest,
     _to_pil,
-    bf16_supported,
 )
 
 log = logging.getLogger(__name__)
@@ -283,14 +283,15 @@ def compute_path(config: StyleConfig, device: torch.device) -> tuple[bool, bool,
     """(bf16, channels-last, a description) for ``config.precision`` and ``config.channels_last``
     on ``device``, read from what the CPU reports.
 
-    ``precision="auto"``: bf16 network and maps where the hardware computes bf16 natively (CPU:
-    AVX-512 BF16 or AMX; CUDA with bf16), fp32 elsewhere. ``channels_last=None`` (auto): on
+    ``precision="auto"``: bf16 network and maps where the hardware computes bf16 natively
+    (:func:`cnnkit.cpu.bf16_native`: CPU flags AVX-512 BF16 or AMX and torch's kernels at that
+    ISA; CUDA 8.0+), fp32 elsewhere. ``channels_last=None`` (auto): on
     where ATen runs its AVX-512 (or AMX) kernels, where oneDNN's convolutions and their backward
     are faster in NHWC (measured per forward+backward at 512 px, CPU time: bf16 1.27x, fp32
     1.22x; docs/style.md); NCHW on other CPUs (AVX2: no gain measured on real hardware) and on
     GPUs. The Gram matrices, their differences and the costs are always summed in fp32.
     """
-    native = bf16_supported(device)
+    native = bf16_native(device)
     bf16 = config.precision == "bf16" or (config.precision == "auto" and native)
     cap = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else device.type
     channels_last = config.channels_last
