@@ -5,10 +5,11 @@
 For each detector (cnnkit.face.detectors: ``hog``; ``cnn``, dlib's MMOD CNN; ``hog+cnn``, the CNN
 only where HOG finds no face) the LFW pairs policy of bench/face.py (the face nearest the centre
 at upsample 1, retry at upsample 2, else the median box of the run), then the default descriptor
-pipeline (sub-pixel landmarks + flip averaging, fp32 encoder as in bench/face.py) and:
+pipeline (``subpixel+flip+68``: the sub-pixel 5-point chip and the 68-point chip, each with its
+mirror, fp32 encoder as in bench/face.py) and:
 
 - LFW-dev pair accuracy, 5 folds, tau chosen on the other folds (mean ± standard error);
-- open-set 1:N (bench/face_openset.py's searches, T-norm scores): FNIR at FPIR 0.01 and its
+- open-set 1:N (bench/face_openset.py's searches, S-norm scores): FNIR at FPIR 0.01 and its
   ratio to dlib's own pipeline (face_recognition) on the same searches, and rank-1;
 - cost: images/s of the detector alone and descriptors/s of the whole pipeline, 1 thread, on
   the same LFW-dev images (interleaved).
@@ -86,11 +87,17 @@ def policy_boxes(
 def descriptors(
     images: list[str], root: Path, boxes: dict[str, tuple[np.ndarray, np.ndarray]]
 ) -> dict[str, np.ndarray]:
-    """Sub-pixel + flip descriptors per detector; hog+cnn reuses hog's and cnn's rows."""
+    """The default pipeline's descriptors per detector (sub-pixel 5-point chip and 68-point chip,
+    each with its mirror); hog+cnn reuses hog's and cnn's rows."""
     out: dict[str, np.ndarray] = {}
-    for key, cache in (("hog", "lfw_dev_emb_k1.npz"), ("cnn", "lfw_dev_emb_k1_cnn.npz")):
-        e, ef = bench_face.lfw_embeddings(images, root, boxes[key][0], 1, OUT / cache)
-        out[key] = (e + ef) / 2
+    for key, suffix in (("hog", ""), ("cnn", "_cnn")):
+        e, ef = bench_face.lfw_embeddings(
+            images, root, boxes[key][0], 1, OUT / f"lfw_dev_emb_k1{suffix}.npz"
+        )
+        g, gf = bench_face.lfw_embeddings(
+            images, root, boxes[key][0], 0, OUT / f"lfw_dev_emb_68{suffix}.npz", 68
+        )
+        out[key] = (e + ef + g + gf) / 4
     mb = boxes["hog+cnn"][0]
     x = out["hog"].copy()
     from_cnn = (mb != boxes["hog"][0]).any(axis=1)
@@ -110,7 +117,7 @@ def cost(root: Path, images: list[str], n: int = 100) -> dict[str, tuple[float, 
     imgs = [face.load_image(root / name) for name in images[:: max(1, len(images) // n)][:n]]
     enc = face.default_encoder()
     for d in DETECTORS:
-        face.faces(imgs[0], 1, enc, p.landmark_upsample, p.flip, d)  # warm up
+        face.faces(imgs[0], 1, enc, p.landmark_upsample, p.flip, d, p.views)  # warm up
     det: dict[str, list[float]] = {d: [] for d in DETECTORS}
     pipe: dict[str, list[float]] = {d: [] for d in DETECTORS}
     for _ in range(2):
@@ -120,7 +127,9 @@ def cost(root: Path, images: list[str], n: int = 100) -> dict[str, tuple[float, 
                 detect_with(im, 1, d)
             det[d].append(len(imgs) / (time.perf_counter() - t))
             t = time.perf_counter()
-            k = sum(len(face.faces(im, 1, enc, p.landmark_upsample, p.flip, d)) for im in imgs)
+            k = sum(
+                len(face.faces(im, 1, enc, p.landmark_upsample, p.flip, d, p.views)) for im in imgs
+            )
             pipe[d].append(k / (time.perf_counter() - t))
     return {d: (float(np.median(det[d])), float(np.median(pipe[d]))) for d in DETECTORS}
 

@@ -185,6 +185,10 @@ def _bind(host: str, port: int) -> socket.socket:
             f"cannot listen on {host}:{port} ({exc.strerror})",
             hint="pick another --port (0: any free one)",
         ) from exc
+    # listen() now, not when uvicorn starts serving: the URL is printed during start-up, and a
+    # client that opened it at once was refused (seen in the wheel test under load); the
+    # kernel queues its connection until uvicorn accepts.
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 

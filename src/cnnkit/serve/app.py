@@ -108,9 +108,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.ready = False
         if state.follower is not None:
             state.follower.stop()
+        # Queued work is dropped, but work already running (e.g. a request whose client got
+        # 503 at the time-out) finishes first: closing the encoder or the SQLite connections
+        # under it crashed the process (a segfault inside sqlite3, seen in the test suite).
+        state.executor.shutdown(wait=True, cancel_futures=True)
         if state.encoder is not None:
             state.encoder.close()
-        state.executor.shutdown(wait=False, cancel_futures=True)
         state.storage.close()
 
 
