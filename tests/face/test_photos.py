@@ -24,17 +24,15 @@ from cnnkit.face.detectors import DETECT_MAX_PIXELS, detect_with, detection_size
 from cnnkit.face.gallery import Gallery
 from cnnkit.face.recognize import NoFaceError, one_face
 from cnnkit.face.usecases import detect_faces, enroll, identify_image
-from cnnkit.io import sample_path
-from tests.face.shipped import astronaut, grace
-
-GRACE_BOX = (137, 376, 352, 161)  # where HOG finds Grace's face in the 512x600 picture
-SCALE, AT = 3.3, (1200, 600)  # the phone photo: Grace x3.3 (face ~710 px) pasted at (x, y)
-# EXIF orientation -> how the camera stored the upright picture (Pillow's exif_transpose undoes it)
-STORED = {
-    3: Image.Transpose.ROTATE_180,
-    6: Image.Transpose.ROTATE_90,
-    8: Image.Transpose.ROTATE_270,
-}
+from tests.face.shipped import (
+    GRACE_BOX,
+    PHONE_SCALE,
+    astronaut,
+    grace,
+    phone_face_centre,
+    phone_jpeg,
+    phone_photo,
+)
 
 
 def iou(a: tuple, b: tuple) -> float:
@@ -43,36 +41,17 @@ def iou(a: tuple, b: tuple) -> float:
     return inter / (box_area(a) + box_area(b) - inter)
 
 
-def upright_phone_photo() -> Image.Image:
-    g = grace()
-    big = g.resize((round(g.width * SCALE), round(g.height * SCALE)), Image.Resampling.BICUBIC)
-    canvas = Image.open(sample_path("brick")).convert("RGB").resize((4000, 3000))
-    canvas.paste(big, AT)
-    return canvas
-
-
-def face_centre() -> tuple[float, float]:
-    """(y, x) of Grace's face centre in the upright phone photo."""
-    t, r, b, lft = GRACE_BOX
-    return AT[1] + (t + b) / 2 * SCALE, AT[0] + (r + lft) / 2 * SCALE
-
-
 @pytest.fixture(scope="module")
 def phone(tmp_path_factory) -> dict[str, Path]:
     """4000x3000 JPEGs: stored turned with EXIF orientation 3, 6, 8; progressive; CMYK."""
     folder = tmp_path_factory.mktemp("phone")
-    upright = upright_phone_photo()
-    out = {}
-    for tag, turn in STORED.items():
-        stored = upright.transpose(turn)
-        exif = stored.getexif()
-        exif[0x0112] = tag
-        out[f"o{tag}"] = folder / f"o{tag}.jpg"
-        stored.save(out[f"o{tag}"], quality=90, exif=exif.tobytes())
+    out = {f"o{tag}": folder / f"o{tag}.jpg" for tag in (3, 6, 8)}
+    for tag in (3, 6, 8):
+        out[f"o{tag}"].write_bytes(phone_jpeg(tag))
     out["progressive"] = folder / "progressive.jpg"
-    upright.save(out["progressive"], quality=90, progressive=True)
+    out["progressive"].write_bytes(phone_jpeg(progressive=True))
     out["cmyk"] = folder / "cmyk.jpg"
-    upright.convert("CMYK").save(out["cmyk"], quality=90)
+    phone_photo().convert("CMYK").save(out["cmyk"], quality=90)
     return out
 
 
@@ -93,10 +72,10 @@ def test_phone_photo_is_upright_and_identified(phone, db, kind):
     assert load_image(path).shape == (3000, 4000, 3)  # upright, whatever the stored turn
     (found,) = identify_image(db, path)
     assert found.name == "Grace"
-    cy, cx = face_centre()
+    cy, cx = phone_face_centre()
     t, r, b, lft = found.box
     size = (r - lft + b - t) / 2
-    assert 0.7 * 215 * SCALE < size < 1.3 * 215 * SCALE
+    assert 0.7 * 215 * PHONE_SCALE < size < 1.3 * 215 * PHONE_SCALE
     assert abs((t + b) / 2 - cy) < 0.1 * size and abs((r + lft) / 2 - cx) < 0.1 * size
 
 
