@@ -6,12 +6,13 @@ Two synthetic 4000x3000 photos built from the shipped pictures (matplotlib's gra
 scikit-image's astronaut, on scikit-image's brick texture):
 
 - ``portrait``: Grace Hopper's face at ~710 px, as a phone photo of one person shows it;
-- ``group``: six faces of 60 to 240 px side by side, as a group photo shows them.
+- ``group``: eight faces of 40 to 240 px side by side, as a group photo shows them.
 
 For each, ``cnnkit.face.detect(image, upsample, "auto")`` with ``max_pixels=0`` (the whole image,
-what the pipeline did before) and with the default (:data:`DETECT_MAX_PIXELS`), interleaved,
-1 thread; the median time, and which faces were found (a box whose centre is within half a face
-of the pasted face's). Then ``find_faces`` (detect + landmarks + chips + descriptors, the default
+what the pipeline did before), with the default (:data:`DETECT_MAX_PIXELS`), and with the default
+at ``upsample + 1`` (``up+1``: the small faces back), interleaved, 1 thread; the median time, and
+which faces were found (a box whose centre is within half a face of the pasted face's). Then
+``find_faces`` (detect + landmarks + chips + descriptors, the default
 pipeline) on the portrait, before and after.
 Last line: ``RESULT portrait_full_s=... portrait_scaled_s=... ...``.
 """
@@ -31,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from face.shipped import astronaut, grace  # noqa: E402
 
 GRACE_BOX = (137, 376, 352, 161)  # HOG's box of the face in grace_hopper (512x600)
-ASTRO_BOX = (83, 266, 170, 179)  # ... and in astronaut (512x512)
+GRACE_CROP, GRACE_CROP_BOX = (100, 80, 420, 420), (57, 276, 272, 61)  # the head, for the group
+ASTRO_CROP, ASTRO_BOX = (97, 1, 347, 251), (82, 169, 169, 82)  # astronaut's head and its box
 
 Face = tuple[int, float, float]  # (size, centre y, centre x)
 
@@ -50,11 +52,12 @@ def photos() -> dict[str, tuple[np.ndarray, list[Face]]]:
     portrait = brick.copy()
     faces_p = [_paste(portrait, grace(), GRACE_BOX, 710, (1200, 600))]
     group = brick.copy()
-    faces_g, x = [], 40
-    for i, size in enumerate((60, 80, 100, 120, 160, 240)):
-        src, box = (grace(), GRACE_BOX) if i % 2 == 0 else (astronaut(), ASTRO_BOX)
-        faces_g.append(_paste(group, src, box, size, (x, 300 + (i % 3) * 800)))
-        x += round(src.width * size / (box[1] - box[3])) + 40
+    heads = [(grace().crop(GRACE_CROP), GRACE_CROP_BOX), (astronaut().crop(ASTRO_CROP), ASTRO_BOX)]
+    faces_g, x = [], 100
+    for i, size in enumerate((40, 50, 60, 80, 100, 120, 160, 240)):
+        src, box = heads[i % 2]
+        faces_g.append(_paste(group, src, box, size, (x, 600 + (i % 3) * 700)))
+        x += round(src.width * size / (box[1] - box[3])) + 150
     return {
         "portrait": (np.asarray(portrait), faces_p),
         "group": (np.asarray(group), faces_g),
@@ -84,14 +87,15 @@ def main() -> None:
     detect(np.asarray(grace()), 0)  # build the HOG detector outside the timings
     results: dict[str, float] = {}
     for name, (image, faces) in photos().items():
-        times: dict[str, list[float]] = {"full": [], "scaled": []}
+        runs = [("full", 0, 0), ("scaled", None, 0), ("scaled_up+1", None, 1)]
+        times: dict[str, list[float]] = {label: [] for label, _, _ in runs}
         for _ in range(args.repeats):
-            for label, limit in (("full", 0), ("scaled", None)):
+            for label, limit, more in runs:
                 t = time.perf_counter()
-                detect_with(image, args.upsample, "auto", max_pixels=limit)
+                detect_with(image, args.upsample + more, "auto", max_pixels=limit)
                 times[label].append(time.perf_counter() - t)
-        for label, limit in (("full", 0), ("scaled", None)):
-            found = detect_with(image, args.upsample, "auto", max_pixels=limit)
+        for label, limit, more in runs:
+            found = detect_with(image, args.upsample + more, "auto", max_pixels=limit)
             sizes = found_sizes(found.boxes, faces)
             med = statistics.median(times[label])
             results[f"{name}_{label}_s"] = med
