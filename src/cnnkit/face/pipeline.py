@@ -110,8 +110,9 @@ def faces(
     each descriptor with its mirror image's; ``detector`` is ``"hog"``, ``"cnn"`` or ``"auto"``
     (see :func:`detect`); ``paddings``: one chip per padding, the descriptor their mean
     (test-time augmentation; ``chip`` is the first padding's). The defaults reproduce dlib's
-    pipeline exactly; the use cases (enroll, identify, ...) use
-    :data:`cnnkit.face.descriptors.DEFAULT_PIPELINE`.
+    pipeline exactly on images up to 3 Mpx (a larger one is searched for faces on a scaled-down
+    copy, its landmarks and chips taken from the full image: see :func:`detect`); the use
+    cases (enroll, identify, ...) use :data:`cnnkit.face.descriptors.DEFAULT_PIPELINE`.
     """
     image = check_image(image)
     boxes = detect(image, upsample, detector)
