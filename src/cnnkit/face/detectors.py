@@ -10,8 +10,9 @@ It logs what it chose, and :func:`detect_with` returns it.
 A photo over :data:`DETECT_MAX_PIXELS` (a 12 Mpx phone photo) is searched on a copy scaled
 down to that many pixels (Pillow's antialiased bilinear), and the boxes are mapped back onto
 the full image; landmarks and chips are then made from the full image. At 1 thread a 4000x3000
-photo takes ~0.5 s with HOG instead of ~3.5 s (docs/face.md), and the smallest face found there
-at upsample 1 is ~60-80 px instead of ~40 px: ``upsample=2`` gives that recall back.
+photo takes ~0.9 s with HOG instead of ~3.4 s (docs/face.md, bench/face_photos.py), and the
+smallest face found there at upsample 1 is ~60 px instead of ~40 px: ``upsample=2`` gives that
+recall back, at the old cost.
 
 Example:
     >>> found = detect_with(image, upsample=1, detector="auto")
