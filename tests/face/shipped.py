@@ -2,11 +2,13 @@
 
 Same person: matplotlib's ``grace_hopper`` and transformed copies of it (mirror, crop, small
 rotation, brightness). Impostor: scikit-image's ``astronaut``. No face: ``brick``. Two faces:
-both photos side by side.
+both photos side by side. A phone photo: Grace's face at ~700 px on a 4000x3000 brick wall
+(:func:`phone_jpeg`: stored turned, with the EXIF orientation that shows it upright).
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,51 @@ def side_by_side(a: Image.Image, b: Image.Image) -> Image.Image:
     out.paste(a, (0, 0))
     out.paste(b, (a.width, 0))
     return out
+
+
+#: Where HOG finds Grace's face in the 512x600 picture: (top, right, bottom, left).
+GRACE_BOX = (137, 376, 352, 161)
+#: The phone photo: Grace scaled by PHONE_SCALE (face ~710 px) pasted at PHONE_AT (x, y).
+PHONE_SCALE, PHONE_AT = 3.3, (1200, 600)
+#: EXIF orientation -> how the camera stored the upright picture (exif_transpose undoes it).
+STORED = {
+    3: Image.Transpose.ROTATE_180,
+    6: Image.Transpose.ROTATE_90,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def phone_photo() -> Image.Image:
+    """The upright 4000x3000 phone photo (see :func:`phone_face_centre`)."""
+    g = grace()
+    s = PHONE_SCALE
+    big = g.resize((round(g.width * s), round(g.height * s)), Image.Resampling.BICUBIC)
+    canvas = Image.open(sample_path("brick")).convert("RGB").resize((4000, 3000))
+    canvas.paste(big, PHONE_AT)
+    return canvas
+
+
+def phone_face_centre() -> tuple[float, float]:
+    """(y, x) of Grace's face centre in the upright phone photo."""
+    t, r, b, left = GRACE_BOX
+    x0, y0 = PHONE_AT
+    return y0 + (t + b) / 2 * PHONE_SCALE, x0 + (r + left) / 2 * PHONE_SCALE
+
+
+def phone_jpeg(orientation: int | None = None, **options) -> bytes:
+    """The phone photo as JPEG bytes; with ``orientation`` (3, 6 or 8), stored turned and tagged
+    so that a viewer that honours EXIF shows it upright. ``options`` go to Pillow's JPEG writer
+    (``progressive=True``)."""
+    upright = phone_photo()
+    buffer = io.BytesIO()
+    if orientation is None:
+        upright.save(buffer, format="JPEG", quality=90, **options)
+        return buffer.getvalue()
+    stored = upright.transpose(STORED[orientation])
+    exif = stored.getexif()
+    exif[0x0112] = orientation
+    stored.save(buffer, format="JPEG", quality=90, exif=exif.tobytes(), **options)
+    return buffer.getvalue()
 
 
 def write_photos(folder: Path) -> dict[str, Path]:

@@ -199,9 +199,10 @@ def test_nchw_round_trip(rng: np.random.Generator) -> None:
 
 def test_list_images_expands_folders_by_suffix(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    for name in ("b.png", "a.JPG", "sub/c.webp", "notes.txt"):
+    for name in ("b.png", "a.JPG", "sub/c.webp", "notes.txt", "sub/IMG_1.HEIC"):
         (tmp_path / name).write_bytes(b"x")
     found = list_images([tmp_path])
-    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a.JPG", "b.png", "sub/c.webp"]
+    want = ["a.JPG", "b.png", "sub/IMG_1.HEIC", "sub/c.webp"]
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == want
     assert list_images([tmp_path], recursive=False) == [tmp_path / "a.JPG", tmp_path / "b.png"]
     assert list_images([tmp_path / "notes.txt"]) == [tmp_path / "notes.txt"]

@@ -116,3 +116,15 @@ def test_damaged_exif_loads_quietly(
     assert load_image(tmp_path / "exif.jpg").shape == (8, 6, 3)
     assert [str(w.message) for w in recwarn] == []
     assert "EXIF" in caplog.text
+
+
+def test_heic_without_a_decoder_says_what_to_do(tmp_path: Path) -> None:
+    # An iPhone photo starts with an ISO BMFF "ftyp" box of brand heic; Pillow alone cannot
+    # read it. AVIF (same box, brand avif) is not taken for HEIC.
+    head = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"
+    (tmp_path / "IMG_0001.HEIC").write_bytes(head + bytes(300))
+    err = _check(tmp_path / "IMG_0001.HEIC", "HEIC/HEIF photo")
+    assert err.hint == "pip install pillow-heif, or export it as JPEG"
+    (tmp_path / "x.avif").write_bytes(head.replace(b"heic", b"avif") + bytes(300))
+    err = _check(tmp_path / "x.avif", "not a readable image")
+    assert "HEIC" not in err.message

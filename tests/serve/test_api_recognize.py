@@ -133,6 +133,26 @@ def test_detect_boxes(
     assert "upsample" in is_problem(r, 422, "invalid-input")["detail"]
 
 
+def test_a_turned_phone_photo_is_identified_upright_as_the_cli_does(
+    api_module: httpx.Client, faces: dict[str, str], tmp_path
+) -> None:
+    # 4000x3000 JPEG stored turned with EXIF orientation 6: the API decodes it upright, searches
+    # it scaled down, and answers the box the CLI's use case gives for the same file.
+    from cnnkit.face.usecases import detect_faces
+    from tests.face.shipped import phone_jpeg
+
+    data = phone_jpeg(6)
+    (tmp_path / "IMG_0001.jpg").write_bytes(data)
+    r = api_module.post(
+        "/identify", files={"file": ("IMG_0001.jpg", data)}, headers=_h(faces), timeout=120
+    )
+    assert r.status_code == 200, r.text
+    (face,) = r.json()["faces"]
+    assert face["name"] == "Grace"
+    (box,) = detect_faces(tmp_path / "IMG_0001.jpg")
+    assert tuple(face["box"][k] for k in ("top", "right", "bottom", "left")) == box
+
+
 def test_info_counts(api_module: httpx.Client, faces: dict[str, str]) -> None:
     info = api_module.get("/info", headers=_h(faces)).json()
     assert info["gallery"] == "faces" and info["descriptors"] == 1

@@ -71,6 +71,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-upload-mb", type=float, default=10.0, help="largest upload in MB (default: 10)"
     )
     p.add_argument(
+        "--max-mpx",
+        type=_megapixels,
+        default=40.0,
+        help="largest image in megapixels, refused (413) before decoding (default: 40; a 48 MP "
+        "phone photo needs 50 and --max-upload-mb 25; at most Pillow's guard, 89)",
+    )
+    p.add_argument(
         "--timeout", type=float, default=30.0, help="request time-out in seconds (default: 30)"
     )
     detector_opt(p)
@@ -123,6 +130,17 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _megapixels(text: str) -> float:
+    from cnnkit.io.image import MAX_IMAGE_PIXELS
+
+    value = float(text)
+    if not 0 < value <= MAX_IMAGE_PIXELS / 1e6:
+        raise argparse.ArgumentTypeError(
+            f"must be above 0 and at most {MAX_IMAGE_PIXELS / 1e6:.0f}, got {text}"
+        )
     return value
 
 
@@ -212,6 +230,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         max_upload_bytes=int(args.max_upload_mb * 1e6),
+        max_pixels=int(args.max_mpx * 1e6),
         request_timeout=args.timeout,
         detector=args.detector,
         precision=args.precision,

@@ -73,7 +73,9 @@ def _shape_predictor_68() -> Any:
     return require_dlib().shape_predictor(str(model_file("shape_predictor_68")))
 
 
-def detect(image: np.ndarray, upsample: int = 1, detector: str = "hog") -> list[Box]:
+def detect(
+    image: np.ndarray, upsample: int = 1, detector: str = "hog", max_pixels: int | None = None
+) -> list[Box]:
     """Faces found by dlib's HOG detector (or its CNN), as (top, right, bottom, left) boxes.
 
     Args:
@@ -84,28 +86,22 @@ def detect(image: np.ndarray, upsample: int = 1, detector: str = "hog") -> list[
             turned, small and poorly lit faces, ~10x HOG's cost on a CPU); ``"hog+cnn"`` for
             the CNN only where HOG finds nothing; ``"auto"`` for the
             CNN on a GPU or on small images (:mod:`cnnkit.face.detectors` says which ran).
+        max_pixels: a larger image (a phone photo) is searched on a copy scaled down to this
+            many pixels and the boxes mapped back (None: 3 Mpx, 0: never; see
+            :func:`cnnkit.face.detectors.detect_with`), so faces under ~40 px / that scale are
+            missed there unless ``upsample`` is raised.
 
     Returns:
         Boxes clipped to the image, in the detector's order (most confident first).
     """
-    image = check_image(image)
-    if upsample < 0:
-        raise ValueError(f"upsample must be >= 0, got {upsample}")
-    if detector != "hog":
-        from cnnkit.face.detectors import detect_with
+    from cnnkit.face.detectors import detect_with
 
-        return detect_with(image, upsample, detector).boxes
-    h, w = image.shape[:2]
-    hog = _hog_detector()
-    with _hog_lock:
-        rects = hog(image, int(upsample))
-    return [
-        (max(r.top(), 0), min(r.right(), w), min(r.bottom(), h), max(r.left(), 0)) for r in rects
-    ]
+    return detect_with(image, upsample, detector, max_pixels).boxes
 
 
 def detect_scored(image: np.ndarray, upsample: int = 1) -> list[tuple[Box, float]]:
-    """Like :func:`detect`, with each box's detector score (higher is surer)."""
+    """dlib's HOG detector on ``image`` as it is (no scaling down), with each box's score
+    (higher is surer)."""
     image = check_image(image)
     h, w = image.shape[:2]
     detector = _hog_detector()

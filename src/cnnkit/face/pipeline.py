@@ -110,7 +110,9 @@ def faces(
     each descriptor with its mirror image's; ``detector`` is ``"hog"``, ``"cnn"`` or ``"auto"``
     (see :func:`detect`); ``views``: the chips of each face (:class:`cnnkit.face.alignment.View`:
     which landmarks, which padding), the descriptor their mean (``chip`` is the first view's).
-    The defaults reproduce dlib's pipeline exactly; the use cases (enroll, identify, ...) use
+    The defaults reproduce dlib's pipeline exactly on images up to 3 Mpx (a larger one is
+    searched for faces on a scaled-down copy, its landmarks and chips taken from the full
+    image: see :func:`detect`); the use cases (enroll, identify, ...) use
     :data:`cnnkit.face.descriptors.DEFAULT_PIPELINE`.
     """
     image = check_image(image)

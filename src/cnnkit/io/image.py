@@ -1,9 +1,12 @@
 """Reading and writing images.
 
 ``load_image`` returns an (H, W, 3) float32 RGB array in [0, 1] whatever the file holds: it honours
-EXIF orientation and converts L, LA, P, RGBA (composited on white), CMYK, I;16 and I. Pillow's
-decompression-bomb guard stays on: a file over :data:`MAX_IMAGE_PIXELS` pixels is refused with a
-clear error instead of exhausting memory.
+EXIF orientation and converts L, LA, P, RGBA (composited on white), CMYK, I;16 and I (an
+animated GIF or WebP gives its first frame). Pillow's decompression-bomb guard stays on: a file
+over :data:`MAX_IMAGE_PIXELS` pixels is refused with a clear error instead of exhausting memory.
+
+HEIC/HEIF (iPhone photos) is read when the optional ``pillow-heif`` package is installed; without
+it such a file is refused with an error that says so (and what to do), not as "unknown format".
 """
 
 from __future__ import annotations
@@ -26,7 +29,56 @@ log = logging.getLogger(__name__)
 #: Largest image, in pixels, that is decoded (Pillow's own default guard is ~89 Mpx; we keep it).
 MAX_IMAGE_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+#: What a folder is expanded to. HEIC/HEIF are listed so that a folder of iPhone photos reports
+#: them (read with pillow-heif, or refused with a clear error) instead of skipping them silently.
+IMAGE_SUFFIXES = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".avif",
+    ".heic",
+    ".heif",
+)
+
+#: ISO base media "ftyp" brands of HEIF still images (HEVC-coded: what iPhones write).
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+_heif_state: list[bool] = []  # [True] once pillow-heif's opener is registered, [False]: absent
+
+
+def _register_heif() -> bool:
+    """Let Pillow open HEIC/HEIF through ``pillow-heif`` when it is installed (once)."""
+    if not _heif_state:
+        try:
+            from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
+        except ImportError:
+            _heif_state.append(False)
+        else:
+            register_heif_opener()
+            _heif_state.append(True)
+    return _heif_state[0]
+
+
+def _is_heif(head: bytes) -> bool:
+    """Whether file bytes start like a HEIF image (``....ftyp<brand>``; AVIF is not counted:
+    Pillow reads it)."""
+    return len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
+
+
+def _head(source: Path | io.BytesIO) -> bytes:
+    if isinstance(source, io.BytesIO):
+        return source.getvalue()[:12]
+    try:
+        with open(source, "rb") as f:
+            return f.read(12)
+    except OSError:
+        return b""
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -79,6 +131,7 @@ def decode_image(
 
 
 def _decode(source: Path | io.BytesIO, label: str | Path | None, max_pixels: int) -> Image.Image:
+    _register_heif()
     try:
         # Pillow's other warnings (e.g. "Corrupt EXIF data" on an image that decodes fine) go to
         # the debug log instead of printing multi-line warnings around the CLI's output.
@@ -105,6 +158,12 @@ def _decode(source: Path | io.BytesIO, label: str | Path | None, max_pixels: int
             hint=f"resize it below {max_pixels:,} pixels first",
         ) from exc
     except UnidentifiedImageError as exc:
+        if _is_heif(_head(source)):
+            raise ImageReadError(
+                "a HEIC/HEIF photo, which this installation cannot decode",
+                path=label,
+                hint="pip install pillow-heif, or export it as JPEG",
+            ) from exc
         raise ImageReadError(
             "not a readable image (unknown or corrupt format)",
             path=label,

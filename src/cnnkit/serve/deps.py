@@ -19,7 +19,12 @@ T = TypeVar("T")
 
 #: The detector's upsampling, a query parameter of every endpoint that finds faces.
 UPSAMPLE = Query(
-    1, ge=0, le=3, description="double the photo this many times before detecting (small faces)"
+    1,
+    ge=0,
+    le=3,
+    description="double the photo this many times before detecting (small faces: 1 finds them "
+    "down to ~40 px; a photo over 3 Mpx is searched scaled down to 3 Mpx, where 2 finds those "
+    "under ~60 px of a 12 Mpx photo)",
 )
 
 

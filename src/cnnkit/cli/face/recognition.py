@@ -115,7 +115,12 @@ def register(fsub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", metavar="PHOTO|DIR", nargs="+", type=Path)
     p.add_argument(
-        "--upsample", type=count(0), default=1, metavar="N", help="detector upsampling (1)"
+        "--upsample",
+        type=count(0),
+        default=1,
+        metavar="N",
+        help="detector upsampling (1; 2 finds faces under ~60 px in a 12 Mpx photo, which is "
+        "searched scaled down to 3 Mpx)",
     )
     detector_opt(p)
     p.set_defaults(func=run_detect)
