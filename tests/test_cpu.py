@@ -14,9 +14,9 @@ import torch
 
 from cnnkit import cpu
 from cnnkit.cpu import bf16_native, blas_kernels, cpu_flags
+from tests.isa import ISA_VARIABLES, run_forced
 
 #: Environment variables that force torch's kernels to a lower ISA.
-ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 
 def test_flags_are_those_of_proc_cpuinfo() -> None:
@@ -33,12 +33,7 @@ def _in_subprocess(**env: str) -> tuple[bool, str, bool]:
         "print(bf16_native(), torch.backends.cpu.get_cpu_capability(), "
         "torch.ops.mkldnn._is_mkldnn_bf16_supported())"
     )
-    clean = {k: v for k, v in os.environ.items() if k not in ISA_VARIABLES}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stderr
-    native, capability, onednn = out.stdout.split()
+    native, capability, onednn = run_forced(code, **env).stdout.split()
     return native == "True", capability, onednn == "True"
 
 

@@ -7,10 +7,7 @@ that calibration did not see, and same/different decisions on shipped pairs must
 
 from __future__ import annotations
 
-import os
 import platform
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -28,6 +25,7 @@ from cnnkit.face.precision import (
     resolve_precision,
 )
 from tests.face.shipped import astronaut, chips_of, grace, variants
+from tests.isa import run_forced
 
 pytestmark = pytest.mark.slow  # int8 calibration and three encoders: ~10 s of CPU
 
@@ -87,9 +85,7 @@ def test_auto_leaves_bf16_where_torch_is_forced_below_its_bf16_kernels():
         "from cnnkit.face.precision import cpu_has_int8, resolve_precision; "
         "print(resolve_precision('auto', 'cpu'), cpu_has_int8())"
     )
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    out = run_forced(code, ATEN_CPU_CAPABILITY="avx2")
     chosen, int8 = out.stdout.split()
     assert chosen == ("int8" if int8 == "True" else "fp32")
     assert f"precision auto: {chosen} (" in out.stderr and "native bf16" in out.stderr

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 from dataclasses import fields
 
 import numpy as np
@@ -14,6 +11,7 @@ from PIL import Image
 
 from cnnkit.cli.main import main
 from cnnkit.io import load_image, sample_path
+from tests.isa import run_forced
 
 
 def _write_video(path, frames: int = 4, size=(96, 64)) -> None:
@@ -142,9 +140,7 @@ def test_the_precision_note_says_whether_bf16_is_native() -> None:
     assert _precision_note("bf16") == f"bf16 ({kind} bf16, {cap})"
     assert _precision_note("fp32") == f"fp32 (no bf16 autocast, {cap})"
     code = "from cnnkit.cli.style import _precision_note; print(_precision_note('bf16'))"
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}  # bf16 not native to ATen on any CPU
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    out = run_forced(code, ATEN_CPU_CAPABILITY="avx2")  # bf16 not native to ATen on any CPU
     assert out.stdout.strip() == "bf16 (non-native bf16, AVX2)"
 
 

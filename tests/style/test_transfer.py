@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from cnnkit.errors import CnnkitError, NotFoundError, ShapeError
 from cnnkit.style import DivergedError, StyleConfig, transfer
 from cnnkit.style.images import _luminance_only, rgb_to_yiq, yiq_to_rgb
+from tests.isa import run_forced
 
 # 48 px, shallow layers: a few tenths of a second per iteration on one core
 SMALL = StyleConfig(
@@ -185,9 +186,6 @@ def test_compute_path_follows_the_options_and_the_cpu(monkeypatch) -> None:
 def test_auto_precision_is_bf16_where_cnnkit_cpu_says_native() -> None:
     """Both style methods take bf16 on ``auto`` exactly where :func:`cnnkit.cpu.bf16_native`
     says so, here and in a Python with torch forced to AVX2 (not native to ATen: fp32, NCHW)."""
-    import os
-    import subprocess
-    import sys
 
     from cnnkit.cpu import bf16_native
     from cnnkit.style.fast import FastStylizer
@@ -206,9 +204,7 @@ def test_auto_precision_is_bf16_where_cnnkit_cpu_says_native() -> None:
         "print(repr((compute_path(StyleConfig(), torch.device('cpu')), "
         "FastStylizer('auto').precision)))"
     )
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    out = run_forced(code, ATEN_CPU_CAPABILITY="avx2")
     path = (False, False, "fp32; NCHW; AVX2, no native bf16")
     assert out.stdout.strip() == repr((path, "fp32"))
 
