@@ -4,8 +4,9 @@
 
 The protocol and the searches are those of bench/face_openset.py (cnnkit.face.openset: the first
 photo of each LFW-dev person with 2+ photos enrolled, the others mated searches, the persons with
-one photo non-mated), on the default descriptors (sub-pixel landmarks + flip, cached by
-bench/face.py) and on dlib's own pipeline (face_recognition, cached by bench/face_openset.py).
+one photo non-mated), on the default descriptors (``subpixel+flip+68``: the sub-pixel 5-point
+chip and the 68-point chip, each with its mirror, cached by bench/face.py) and on dlib's own
+pipeline (face_recognition, cached by bench/face_openset.py).
 Measured on full LFW-dev and on the 6 person-disjoint halves of bench/face_openset_levers.py
 (seeds 0 1 2, each half evaluated on its own: its gallery, its strangers).
 
@@ -177,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     root = args.lfw / "images"
     persons = [name.split("/")[0] for name in images]
     e1, e1f = bench_face.lfw_embeddings(images, root, boxes, 1, OUT / "lfw_dev_emb_k1.npz")
-    xc = (e1 + e1f) / 2
+    e68, e68f = bench_face.lfw_embeddings(images, root, boxes, 0, OUT / "lfw_dev_emb_68.npz", 68)
+    xc = (e1 + e1f + e68 + e68f) / 4
     xd = bench_openset.dlib_descriptors(images, root, OUT / "lfw_dev_dlib_fr.npz")
 
     full: dict[int, dict] = {}
