@@ -15,6 +15,14 @@ which faces were found (a box whose centre is within half a face of the pasted f
 ``find_faces`` (detect + landmarks + chips + descriptors, the default
 pipeline) on the portrait, before and after.
 Last line: ``RESULT portrait_full_s=... portrait_scaled_s=... ...``.
+
+``--landmarks``: the cost of the default pipeline's sub-pixel landmarks on large faces instead:
+``cnnkit.face.faces(image, 1, encoder, 1, True, "hog", views=<default pipeline's>)`` on the
+portrait and on a 6000x8000 selfie (Grace's face at ~2,400 px), with the margin around the box
+that :func:`cnnkit.face.landmarks` enlarges at a whole box side (before) and at
+:data:`cnnkit.face.detection.LANDMARK_MARGIN` (after); each in its own process (1 thread), the
+median time of ``--repeats`` and the process's peak memory (ru_maxrss), and whether the
+descriptors are equal. Last line: ``RESULT portrait_before_s=... ...``.
 """
 
 from __future__ import annotations
@@ -72,7 +80,70 @@ def found_sizes(boxes: list, faces: list[Face]) -> list[int]:
     return [f[0] for f in faces if any(near(b, f) for b in boxes)]
 
 
+def selfie() -> np.ndarray:
+    """6000x8000 (portrait orientation), Grace's face at ~2,400 px."""
+    from cnnkit.io import sample_path
+
+    canvas = Image.open(sample_path("brick")).convert("RGB").resize((6000, 8000))
+    _paste(canvas, grace(), GRACE_BOX, 2400, (100, 500))
+    return np.asarray(canvas)
+
+
+def one_landmarks_run(photo: str, margin: float, repeats: int, out: str) -> None:
+    """In this process: faces() with the default pipeline at ``margin``; writes a .npz."""
+    import resource
+
+    import torch
+
+    import cnnkit.face.detection as detection
+    from cnnkit.face import faces
+    from cnnkit.face.descriptors import get_pipeline
+    from cnnkit.face.pipeline import default_encoder
+
+    torch.set_num_threads(1)
+    image = photos()["portrait"][0] if photo == "portrait" else selfie()
+    enc, views = default_encoder(), get_pipeline(None).views
+    detection.LANDMARK_MARGIN = margin
+    times, found = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        found = faces(image, 1, enc, 1, True, "hog", views=views)
+        times.append(time.perf_counter() - t)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    emb = np.array([f.embedding for f in found])
+    np.savez(out, s=statistics.median(times), peak_mb=peak_mb, emb=emb, n=len(found))
+
+
+def measure_landmarks(repeats: int) -> None:
+    import subprocess
+    import tempfile
+
+    from cnnkit.face.detection import LANDMARK_MARGIN
+
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for photo in ("portrait", "selfie"):
+            got = {}
+            for label, margin in (("before", 1.0), ("after", LANDMARK_MARGIN)):
+                out = f"{tmp}/{photo}_{label}.npz"
+                cmd = [sys.executable, __file__, "--one", photo, str(margin), str(repeats), out]
+                subprocess.run(cmd, check=True)
+                got[label] = z = np.load(out)
+                results[f"{photo}_{label}_s"] = float(z["s"])
+                results[f"{photo}_{label}_peak_mb"] = float(z["peak_mb"])
+                print(
+                    f"{photo} {label} (margin {margin}): {float(z['s']):.2f} s (median of "
+                    f"{repeats}), peak {float(z['peak_mb']):.0f} MB, {int(z['n'])} faces"
+                )
+            same = np.array_equal(got["before"]["emb"], got["after"]["emb"])
+            print(f"{photo}: descriptors equal before/after: {same}")
+    print("RESULT " + " ".join(f"{k}={v:.2f}" for k, v in results.items()))
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--one":
+        one_landmarks_run(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+        return
     import torch
 
     from cnnkit.face.detection import detect
@@ -82,7 +153,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--upsample", type=int, default=1)
+    ap.add_argument("--landmarks", action="store_true", help="the landmarks' cost (see above)")
     args = ap.parse_args()
+    if args.landmarks:
+        measure_landmarks(args.repeats)
+        return
     torch.set_num_threads(1)
     detect(np.asarray(grace()), 0)  # build the HOG detector outside the timings
     results: dict[str, float] = {}

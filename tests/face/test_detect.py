@@ -103,3 +103,57 @@ def test_subpixel_landmarks_equal_the_predictor_on_the_enlarged_image(grace):
     assert np.abs(marks - landmarks(grace, box)).max() < 6  # the same points, finer
     with pytest.raises(ValueError, match="upsample"):
         landmarks(grace, box, upsample=-1)
+
+
+def _enlarged_predictor(image: np.ndarray, box: tuple, margin: int | None) -> np.ndarray:
+    """Reference sub-pixel landmarks: dlib's predictor on the image (or the box with ``margin``
+    px around it, the previous implementation's crop) enlarged 2x, points mapped back."""
+    top, right, bottom, left = box
+    h, w = image.shape[:2]
+    m = max(h, w) if margin is None else margin
+    y0, x0 = max(top - m, 0), max(left - m, 0)
+    y1, x1 = min(bottom + m + 1, h), min(right + m + 1, w)
+    region = Image.fromarray(image[y0:y1, x0:x1])
+    big = np.asarray(
+        region.resize((2 * region.width, 2 * region.height), Image.Resampling.BILINEAR)
+    )
+    rect = dlib.rectangle(2 * (left - x0), 2 * (top - y0), 2 * (right - x0), 2 * (bottom - y0))
+    parts = detect_mod._shape_predictor()(big, rect).parts()
+    return (np.array([[p.x, p.y] for p in parts], float) + 0.5) / 2 - 0.5 + [x0, y0]
+
+
+def _shipped_faces() -> dict[str, tuple[np.ndarray, tuple]]:
+    from tests.face.shipped import astronaut, grace, variants
+
+    found = {"astronaut": np.asarray(astronaut())}
+    found.update({k: np.asarray(v) for k, v in [("grace", grace()), *variants(grace()).items()]})
+    return {k: (img, detect(img, 1)[0]) for k, img in found.items()}
+
+
+def test_subpixel_landmarks_read_only_near_the_box_on_shipped_faces():
+    # the margin enlarged with the face (half its box side) gives the points of the whole image
+    # enlarged, bit for bit, as the previous margin (a whole box side) did
+    for name, (image, box) in _shipped_faces().items():
+        expected = _enlarged_predictor(image, box, None)
+        np.testing.assert_array_equal(landmarks(image, box, upsample=1), expected, err_msg=name)
+
+
+def test_subpixel_landmarks_of_a_large_face_enlarge_a_bounded_region(monkeypatch):
+    from tests.face.shipped import GRACE_BOX, PHONE_AT, PHONE_SCALE, phone_photo
+
+    image = np.asarray(phone_photo())  # 4000x3000, the face's box ~710 px
+    x0, y0 = PHONE_AT
+    offsets = (y0, x0, y0, x0)
+    box = tuple(round(v * PHONE_SCALE) + o for v, o in zip(GRACE_BOX, offsets, strict=True))
+    side = max(box[2] - box[0], box[1] - box[3])
+    expected = _enlarged_predictor(image, box, side)  # the previous implementation
+    predictor, seen = detect_mod._shape_predictor(), []
+
+    def spy(img, rect):
+        seen.append(img.shape)
+        return predictor(img, rect)
+
+    monkeypatch.setattr(detect_mod, "_shape_predictor", lambda: spy)
+    np.testing.assert_array_equal(landmarks(image, box, upsample=1), expected)
+    # the box and half its side around it, enlarged 2x (the previous crop: 3 box sides)
+    assert max(seen[0][:2]) <= 2 * (2 * side + 7), (seen, side)
