@@ -231,7 +231,8 @@ def lfw_embeddings(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Descriptors of each image's chip and of its mirror image, cached: two (n, 128) arrays.
     ``points``: the chip aligned from the 5-point landmarks (``landmark_upsample``) or from
-    dlib's 68-point ones (:class:`cnnkit.face.alignment.View`)."""
+    dlib's 68-point ones, started from the HOG-style box of those 5 landmarks
+    (:class:`cnnkit.face.alignment.View`)."""
     from cnnkit import face
     from cnnkit.face.alignment import View, align_faces
     from cnnkit.progress import progress
@@ -285,7 +286,7 @@ def measure_lfw(root: Path, threads: int) -> dict[str, float]:
 
     e0, e0f = lfw_embeddings(images, root / "images", boxes, 0, OUT / "lfw_dev_emb_k0.npz")
     e1, e1f = lfw_embeddings(images, root / "images", boxes, 1, OUT / "lfw_dev_emb_k1.npz")
-    e68, e68f = lfw_embeddings(images, root / "images", boxes, 0, OUT / "lfw_dev_emb_68.npz", 68)
+    e68, e68f = lfw_embeddings(images, root / "images", boxes, 1, OUT / "lfw_dev_emb_68.npz", 68)
     d0 = dist(e0)
     variants = {
         "hog_only": np.where((how[a] == 0) & (how[b] == 0), d0, MISSING_DISTANCE),

@@ -95,7 +95,7 @@ def descriptors(
             images, root, boxes[key][0], 1, OUT / f"lfw_dev_emb_k1{suffix}.npz"
         )
         g, gf = bench_face.lfw_embeddings(
-            images, root, boxes[key][0], 0, OUT / f"lfw_dev_emb_68{suffix}.npz", 68
+            images, root, boxes[key][0], 1, OUT / f"lfw_dev_emb_68{suffix}.npz", 68
         )
         out[key] = (e + ef + g + gf) / 4
     mb = boxes["hog+cnn"][0]

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     persons = [name.split("/")[0] for name in images]
     e0, e0f = bench_face.lfw_embeddings(images, root, boxes, 0, OUT / "lfw_dev_emb_k0.npz")
     e1, e1f = bench_face.lfw_embeddings(images, root, boxes, 1, OUT / "lfw_dev_emb_k1.npz")
-    e68, e68f = bench_face.lfw_embeddings(images, root, boxes, 0, OUT / "lfw_dev_emb_68.npz", 68)
+    e68, e68f = bench_face.lfw_embeddings(images, root, boxes, 1, OUT / "lfw_dev_emb_68.npz", 68)
     variants = {
         "dlib": e0,
         "flip": (e0 + e0f) / 2,

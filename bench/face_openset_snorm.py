@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.lfw / "images"
     persons = [name.split("/")[0] for name in images]
     e1, e1f = bench_face.lfw_embeddings(images, root, boxes, 1, OUT / "lfw_dev_emb_k1.npz")
-    e68, e68f = bench_face.lfw_embeddings(images, root, boxes, 0, OUT / "lfw_dev_emb_68.npz", 68)
+    e68, e68f = bench_face.lfw_embeddings(images, root, boxes, 1, OUT / "lfw_dev_emb_68.npz", 68)
     xc = (e1 + e1f + e68 + e68f) / 4
     xd = bench_openset.dlib_descriptors(images, root, OUT / "lfw_dev_dlib_fr.npz")
 

@@ -10,6 +10,7 @@ from PIL import Image
 from cnnkit.errors import ShapeError
 from cnnkit.face import align, detect, landmarks, load_image
 from cnnkit.face.alignment import face_chip_details, pyramid_down
+from cnnkit.face.detection import box_area
 from cnnkit.io import sample_path
 
 
@@ -94,18 +95,46 @@ def test_align_faces_one_chip_per_padding_like_dlib(shipped):
 
 
 def test_68_point_view_is_dlibs_own_chip(shipped):
-    """The 68-point view: dlib's 68-point predictor and dlib's get_face_chip, byte for byte."""
+    """The 68-point view: dlib's 68-point predictor from the 5 landmarks' HOG-style box, and
+    dlib's get_face_chip, byte for byte."""
     from cnnkit.face.alignment import View, align_faces
+    from cnnkit.face.detection import hog_box_from_landmarks
     from cnnkit.face.models_files import model_file
 
     img, _ = shipped["astronaut"]
     boxes = detect(img, 1)[:1]
     marks, chips = align_faces(img, boxes, 1, (View(0.25), View(0.3, points=68)))
     assert chips.shape == (2, 150, 150, 3)
-    top, right, bottom, left = boxes[0]
+    top, right, bottom, left = hog_box_from_landmarks(marks[0])
     sp68 = dlib.shape_predictor(str(model_file("shape_predictor_68")))
     shape = sp68(img, dlib.rectangle(left, top, right, bottom))
     np.testing.assert_array_equal(chips[1], dlib.get_face_chip(img, shape, size=150, padding=0.3))
     assert not np.array_equal(chips[0], chips[1])
     with pytest.raises(ShapeError, match="5 or 68"):
         align_faces(img, boxes, 0, (View(points=7),))
+
+
+@pytest.mark.parametrize("name", ["grace_hopper", "astronaut"])
+def test_hog_box_from_landmarks_is_where_hog_puts_it(shipped, name):
+    """The box the 68-point predictor starts from is HOG's box, from the landmarks alone: the
+    same from the CNN detector's box (another shape and place) as from HOG's."""
+    from cnnkit.face.detection import hog_box_from_landmarks, landmarks
+
+    img, _ = shipped[name]
+    hog = detect(img, 1, "hog")
+    cnn = detect(img, 1, "cnn")
+    h = max(hog, key=box_area)
+    c = max(cnn, key=lambda b: _iou(b, h))
+    from_hog = hog_box_from_landmarks(landmarks(img, h, 1))
+    from_cnn = hog_box_from_landmarks(landmarks(img, c, 1))
+    assert _iou(from_hog, h) > 0.6 and _iou(from_cnn, h) > 0.6  # LFW-dev: median 0.83
+    assert _iou(from_hog, from_cnn) > 0.9  # the detector hardly matters any more
+    with pytest.raises(ShapeError, match="5 landmarks"):
+        hog_box_from_landmarks(np.zeros((4, 2)))
+
+
+def _iou(a, b) -> float:
+    top, right = max(a[0], b[0]), min(a[1], b[1])
+    bottom, left = min(a[2], b[2]), max(a[3], b[3])
+    inter = max(0, bottom - top) * max(0, right - left)
+    return inter / (box_area(a) + box_area(b) - inter)

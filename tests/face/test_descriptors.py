@@ -127,7 +127,7 @@ def test_padding_views_are_averaged_and_recorded(tmp_path: Path, photos) -> None
 
 def test_68_point_view_is_averaged_with_the_5_point_one(tmp_path: Path, photos) -> None:
     from cnnkit.face.alignment import align, chip_details_68, extract_chip
-    from cnnkit.face.detection import landmarks68
+    from cnnkit.face.detection import hog_box_from_landmarks, landmarks68
     from cnnkit.face.recognize import find_faces
 
     p = get_pipeline("subpixel+flip+68")
@@ -135,7 +135,8 @@ def test_68_point_view_is_averaged_with_the_5_point_one(tmp_path: Path, photos) 
     enc = face.default_encoder()
     img = face.load_image(photos["grace"])
     (f,) = find_faces(img, 0, enc, p.name, "hog")
-    chip68 = extract_chip(img, chip_details_68(landmarks68(img, f.box)))
+    marks68 = landmarks68(img, hog_box_from_landmarks(f.landmarks))
+    chip68 = extract_chip(img, chip_details_68(marks68))
     chips = np.stack([align(img, f.landmarks), chip68])
     views = enc.embed(np.concatenate([chips, np.ascontiguousarray(chips[:, :, ::-1])]))
     np.testing.assert_allclose(f.embedding, views.mean(axis=0), atol=1e-5)

@@ -247,7 +247,9 @@ class View:
 
     ``points`` 5: the 5-point predictor's landmarks (integer or sub-pixel, as the caller's
     ``landmark_upsample`` says) and :func:`face_chip_details`; 68: dlib's 68-point predictor
-    (``shape_predictor_68_face_landmarks.dat``, integer points) and dlib's own
+    (``shape_predictor_68_face_landmarks.dat``, integer points), started from the HOG-style box
+    of the 5 landmarks (:func:`cnnkit.face.detection.hog_box_from_landmarks`, whatever the
+    detector), and dlib's own
     ``get_face_chip_details``, which fits its mean face to 51 of them (brows, nose, eyes,
     mouth): a second, independent estimate of the same alignment (the two predictors were
     trained to give the same chip), so averaging both views' descriptors averages out some of
@@ -300,7 +302,7 @@ def align_faces(
     Returns:
         The (5, 2) landmarks of each face and their (n * V, 150, 150, 3) uint8 chips.
     """
-    from cnnkit.face.detection import landmarks, landmarks68
+    from cnnkit.face.detection import hog_box_from_landmarks, landmarks, landmarks68
 
     if not views:
         raise ShapeError("align_faces needs at least one view")
@@ -310,8 +312,8 @@ def align_faces(
         raise ShapeError(f"a view's points must be 5 or 68, got {[v.points for v in vs]}")
     marks = [landmarks(image, b, landmark_upsample) for b in boxes]
     chips = []
-    for box, m5 in zip(boxes, marks, strict=True):
-        m68 = landmarks68(image, box) if need68 else None
+    for m5 in marks:
+        m68 = landmarks68(image, hog_box_from_landmarks(m5)) if need68 else None
         for v in vs:
             if m68 is not None and v.points == 68:
                 chips.append(extract_chip(image, chip_details_68(m68, padding=v.padding)))

@@ -163,8 +163,37 @@ def landmarks(image: np.ndarray, box: Box, upsample: int = 0) -> np.ndarray:
     return (pts + 0.5) / f - 0.5 + [x0, y0]
 
 
+#: The HOG-style box of a face from its 5 landmarks (:func:`hog_box_from_landmarks`): centre =
+#: the mid-point of the eyes + (X, Y) x the inter-ocular distance, side = SIDE x that distance.
+#: Fitted (medians) on the 3,781 LFW-dev faces HOG finds at upsample 1, sub-pixel landmarks.
+HOG_BOX_FROM_EYES = (0.0263, 0.5146, 2.5242)
+
+
+def hog_box_from_landmarks(marks5: np.ndarray) -> Box:
+    """The box dlib's HOG detector would give the face of these 5 landmarks (x, y): square,
+    upright, placed and sized by the eyes (median IoU 0.83 with HOG's own boxes on LFW-dev,
+    where the CNN detector's boxes reach 0.69).
+
+    What the 68-point predictor is started from: it was trained on HOG's boxes and is worse
+    from boxes aligned otherwise, such as the CNN detector's (the default ``auto`` runs it on
+    small images); the 5-point predictor works from either. On LFW-dev, with CNN boxes, the
+    ``subpixel+flip+68`` descriptors score 99.27% on pairs from this box, 99.03% from the CNN's.
+    """
+    p = np.asarray(marks5, dtype=np.float64)
+    if p.shape != (5, 2):
+        raise ShapeError(f"expected 5 landmarks of shape (5, 2), got {p.shape}")
+    left_eye, right_eye = (p[0] + p[1]) / 2, (p[2] + p[3]) / 2
+    mid = (left_eye + right_eye) / 2
+    iod = float(np.linalg.norm(left_eye - right_eye))
+    dx, dy, side = HOG_BOX_FROM_EYES
+    cx, cy, half = mid[0] + dx * iod, mid[1] + dy * iod, side * iod / 2
+    top, right, bottom, left = np.round([cy - half, cx + half, cy + half, cx - half])
+    return int(top), int(right), int(bottom), int(left)
+
+
 def landmarks68(image: np.ndarray, box: Box) -> np.ndarray:
-    """dlib's 68 landmarks (iBUG 300-W order) of the face in ``box``: (68, 2) integer (x, y)."""
+    """dlib's 68 landmarks (iBUG 300-W order) of the face in ``box``: (68, 2) integer (x, y).
+    ``box`` should be HOG-like (:func:`hog_box_from_landmarks`), as the predictor was trained."""
     image = check_image(image)
     top, right, bottom, left = (int(v) for v in box)
     rect = require_dlib().rectangle(left, top, right, bottom)
