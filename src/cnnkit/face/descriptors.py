@@ -15,9 +15,9 @@ Names: ``dlib`` (k = 0, no flip: dlib's own pipeline, byte-identical chips), ``f
 ``subpixel+flip+pad`` (paddings 0.25, 0.2 and 0.3: 6 encoder passes; an option) and
 ``subpixel+flip+68``, the default: the ``subpixel+flip`` chip and a chip aligned from dlib's
 68-point landmarks (two predictors' estimates of the same alignment), each with its mirror:
-4 encoder passes. On LFW-dev it scores 99.17% on pairs and open-set rank-1 94.49% against
-93.74% (``subpixel+flip``) and 92.00% (dlib), at about 0.6x ``subpixel+flip``'s descriptors/s
-(docs/face.md, "The descriptor pipeline").
+4 encoder passes. On LFW-dev (the default ``auto`` detector) it scores 99.27% on pairs and
+open-set rank-1 94.55% against 93.74% (``subpixel+flip``) and 92.00% (dlib), at about 0.66x
+``subpixel+flip``'s descriptors/s (docs/face.md, "The descriptor pipeline").
 
 A person database records the pipeline of its descriptors (meta key ``pipeline``; the service's
 galleries too, :mod:`cnnkit.serve.storage.base`); a database from before that key holds ``dlib``
