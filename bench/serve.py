@@ -105,6 +105,7 @@ def database(backend: str, folder: Path) -> Iterator[str]:
 
 
 def fill_gallery(db: str, persons: int, model_id: str, dim: int) -> None:
+    from cnnkit.face.descriptors import DEFAULT_PIPELINE
     from cnnkit.progress import progress
     from cnnkit.serve.storage import open_storage
 
@@ -114,7 +115,13 @@ def fill_gallery(db: str, persons: int, model_id: str, dim: int) -> None:
     storage = open_storage(db)
     try:
         for i in progress(range(persons), desc="synthetic persons"):
-            storage.add_photos(GALLERY, f"synthetic-{i:05d}", x[i : i + 1], model_id=model_id)
+            storage.add_photos(  # recorded as the default's, so the real persons use it too
+                GALLERY,
+                f"synthetic-{i:05d}",
+                x[i : i + 1],
+                model_id=model_id,
+                pipeline=DEFAULT_PIPELINE,
+            )
     finally:
         storage.close()
 
