@@ -49,36 +49,10 @@ OUT = bench_face.OUT
 FAR = 1e3  # the distance of a search to a person whose photo has no face (as the library)
 
 
-def gallery_scale(g: np.ndarray, labels: np.ndarray, n_persons: int, k: int) -> np.ndarray:
-    """(G,) mu_g: each gallery person's mean distance to its k nearest other persons (person
-    distance = nearest pair of their descriptors); 1 for a person without descriptors."""
-    from cnnkit.face import openset
-
-    dd = openset.person_distances(g, g, labels)  # (n, G') descriptor -> person
-    pp = np.full((n_persons, n_persons), np.inf)
-    for j in range(n_persons):
-        rows = labels == j
-        if rows.any():
-            pp[j, : dd.shape[1]] = dd[rows].min(axis=0)
-    np.fill_diagonal(pp, np.inf)
-    near = np.sort(pp, axis=1)[:, :k]
-    fin = np.isfinite(near)
-    cnt = fin.sum(1)
-    mu = np.where(cnt > 0, np.where(fin, near, 0).sum(1) / np.maximum(cnt, 1), 1.0)
-    return np.maximum(mu, 1e-6)
-
-
-def probe_scale(dist: np.ndarray, k: int) -> np.ndarray:
-    """(M, G) mu_p(j): each search's mean distance to its k nearest persons other than j."""
-    s = np.sort(dist, axis=1)
-    sk = s[:, :k].sum(1)
-    sk1 = s[:, : k + 1].sum(1)
-    inside = dist <= s[:, k : k + 1]
-    return np.maximum(np.where(inside, (sk1[:, None] - dist) / k, sk[:, None] / k), 1e-6)
-
-
 def scorers(k: int) -> dict[str, Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]:
-    """name -> f(dist (M, G), mu_g (G,)) -> (nearest (M,), score (M,))."""
+    """name -> f(dist (M, G), mu_g (G,)) -> (nearest (M,), score (M,)); mu_p and mu_g are the
+    library's (cnnkit.face.openset.probe_scale / gallery_scale) with a cohort of k."""
+    from cnnkit.face import openset
 
     def top(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         j = scores.argmin(axis=1)
@@ -92,7 +66,7 @@ def scorers(k: int) -> dict[str, Callable[[np.ndarray, np.ndarray], tuple[np.nda
         """S-norm (geo) over the k + 1 nearest persons only (what ``identify`` fetches)."""
         c = np.argsort(d, axis=1)[:, : k + 1]
         dc = np.take_along_axis(d, c, axis=1)
-        sc = dc / np.sqrt(probe_scale(dc, k) * g[c])
+        sc = dc / np.sqrt(openset.probe_scale(dc, k) * g[c])
         j = sc.argmin(axis=1)
         return c[np.arange(len(j)), j], sc[np.arange(len(j)), j]
 
@@ -101,9 +75,9 @@ def scorers(k: int) -> dict[str, Callable[[np.ndarray, np.ndarray], tuple[np.nda
         "tnorm": lambda d, g: top(d / np.sort(d, axis=1)[:, 1 : k + 1].mean(1)[:, None]),
         "gnorm@1": lambda d, g: at1(d / g[None, :], d),
         "gnorm": lambda d, g: top(d / g[None, :]),
-        "snorm_geo@1": lambda d, g: at1(d / np.sqrt(probe_scale(d, k) * g[None, :]), d),
-        "snorm_geo": lambda d, g: top(d / np.sqrt(probe_scale(d, k) * g[None, :])),
-        "snorm_avg": lambda d, g: top(0.5 * (d / probe_scale(d, k) + d / g[None, :])),
+        "snorm_geo@1": lambda d, g: at1(d / np.sqrt(openset.probe_scale(d, k) * g[None, :]), d),
+        "snorm_geo": lambda d, g: top(d / np.sqrt(openset.probe_scale(d, k) * g[None, :])),
+        "snorm_avg": lambda d, g: top(0.5 * (d / openset.probe_scale(d, k) + d / g[None, :])),
         "snorm_geo_top": shortlist,
     }
 
@@ -121,7 +95,7 @@ def evaluate(x: np.ndarray, persons: list[str], k: int) -> dict[str, object]:
     if dist.shape[1] < n:
         dist = np.concatenate([dist, np.full((len(dist), n - dist.shape[1]), np.inf)], axis=1)
     dist[~np.isfinite(dist)] = FAR
-    mu_g = gallery_scale(g, lab, n, k)
+    mu_g = openset.gallery_scale(g, lab, n, k)
     miss = np.isnan(x[sp.probes]).any(axis=1)
     out = {}
     for name, f in scorers(k).items():

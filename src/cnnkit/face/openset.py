@@ -122,13 +122,13 @@ def normalise(
     return dist / np.sqrt(probe_scale(dist) * np.asarray(gallery_scales, np.float64)[None, :])
 
 
-def probe_scale(dist: np.ndarray) -> np.ndarray:
+def probe_scale(dist: np.ndarray, k: int = TNORM_K) -> np.ndarray:
     """(M, G) distances to G persons -> (M, G) mu_p: for each person j, the search's mean
-    distance to its min(:data:`TNORM_K`, G - 1) nearest persons other than j.
+    distance to its min(``k``, G - 1) nearest persons other than j.
 
     Raises CnnkitError when there is no cohort (a gallery of one person)."""
     d = np.asarray(dist, np.float64)
-    k = min(TNORM_K, d.shape[1] - 1)
+    k = min(k, d.shape[1] - 1)
     if k < 1:
         raise CnnkitError("S-norm needs a gallery of at least 2 persons")
     s = np.sort(d, axis=1)
@@ -138,11 +138,14 @@ def probe_scale(dist: np.ndarray) -> np.ndarray:
 
 
 def gallery_scale(
-    gallery: np.ndarray, labels: Sequence[int] | np.ndarray, n_persons: int | None = None
+    gallery: np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    n_persons: int | None = None,
+    k: int = TNORM_K,
 ) -> np.ndarray:
     """mu_g (G,) of an (n, d) gallery of persons ``labels``: each person's mean distance to the
-    :data:`TNORM_K` nearest other persons (person to person: their nearest two descriptors);
-    1 for a person without descriptors.
+    ``k`` nearest other persons (person to person: their nearest two descriptors); 1 for a
+    person without descriptors.
 
     Raises CnnkitError when there is no cohort (fewer than 2 persons)."""
     lab = np.asarray(labels, np.int64)
@@ -154,7 +157,7 @@ def gallery_scale(
     for j in np.unique(lab):
         pp[j, : dd.shape[1]] = dd[lab == j].min(axis=0)
     np.fill_diagonal(pp, np.inf)
-    near = np.sort(pp, axis=1)[:, :TNORM_K]
+    near = np.sort(pp, axis=1)[:, :k]
     finite = np.isfinite(near)
     count = finite.sum(1)
     mu = np.where(count > 0, np.where(finite, near, 0).sum(1) / np.maximum(count, 1), 1.0)
