@@ -11,6 +11,7 @@ from cnnkit.errors import ShapeError
 from cnnkit.face import align, detect, landmarks, load_image
 from cnnkit.face.alignment import face_chip_details, pyramid_down
 from cnnkit.face.detection import box_area
+from cnnkit.face.video import iou
 from cnnkit.io import sample_path
 
 
@@ -124,17 +125,10 @@ def test_hog_box_from_landmarks_is_where_hog_puts_it(shipped, name):
     hog = detect(img, 1, "hog")
     cnn = detect(img, 1, "cnn")
     h = max(hog, key=box_area)
-    c = max(cnn, key=lambda b: _iou(b, h))
+    c = max(cnn, key=lambda b: iou(b, h))
     from_hog = hog_box_from_landmarks(landmarks(img, h, 1))
     from_cnn = hog_box_from_landmarks(landmarks(img, c, 1))
-    assert _iou(from_hog, h) > 0.6 and _iou(from_cnn, h) > 0.6  # LFW-dev: median 0.83
-    assert _iou(from_hog, from_cnn) > 0.9  # the detector hardly matters any more
+    assert iou(from_hog, h) > 0.6 and iou(from_cnn, h) > 0.6  # LFW-dev: median 0.83
+    assert iou(from_hog, from_cnn) > 0.9  # the detector hardly matters any more
     with pytest.raises(ShapeError, match="5 landmarks"):
         hog_box_from_landmarks(np.zeros((4, 2)))
-
-
-def _iou(a, b) -> float:
-    top, right = max(a[0], b[0]), min(a[1], b[1])
-    bottom, left = min(a[2], b[2]), max(a[3], b[3])
-    inter = max(0, bottom - top) * max(0, right - left)
-    return inter / (box_area(a) + box_area(b) - inter)

@@ -24,6 +24,7 @@ from cnnkit.face.detectors import DETECT_MAX_PIXELS, detect_with, detection_size
 from cnnkit.face.gallery import Gallery
 from cnnkit.face.recognize import NoFaceError, one_face
 from cnnkit.face.usecases import detect_faces, enroll, identify_image
+from cnnkit.face.video import iou
 from cnnkit.io import sample_path
 from tests.face.shipped import (
     GRACE_BOX,
@@ -34,12 +35,6 @@ from tests.face.shipped import (
     phone_jpeg,
     phone_photo,
 )
-
-
-def iou(a: tuple, b: tuple) -> float:
-    t, r, btm, lft = max(a[0], b[0]), min(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
-    inter = max(0, btm - t) * max(0, r - lft)
-    return inter / (box_area(a) + box_area(b) - inter)
 
 
 @pytest.fixture(scope="module")
