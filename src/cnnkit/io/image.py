@@ -15,6 +15,7 @@ import io
 import logging
 import warnings
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -49,20 +50,18 @@ IMAGE_SUFFIXES = (
 
 #: ISO base media "ftyp" brands of HEIF still images (HEVC-coded: what iPhones write).
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
-_heif_state: list[bool] = []  # [True] once pillow-heif's opener is registered, [False]: absent
 
 
+@lru_cache(maxsize=1)
 def _register_heif() -> bool:
-    """Let Pillow open HEIC/HEIF through ``pillow-heif`` when it is installed (once)."""
-    if not _heif_state:
-        try:
-            from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
-        except ImportError:
-            _heif_state.append(False)
-        else:
-            register_heif_opener()
-            _heif_state.append(True)
-    return _heif_state[0]
+    """Let Pillow open HEIC/HEIF through ``pillow-heif`` when it is installed (once); whether
+    it is."""
+    try:
+        from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
 
 
 def _is_heif(head: bytes) -> bool:
