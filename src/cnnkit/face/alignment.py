@@ -258,6 +258,10 @@ class View:
 
     padding: float = 0.25
     points: int = 5
+    #: which network embeds the chip: ``"dlib"`` (the chips above) or ``"facenet"``: an
+    #: upright crop of the HOG-style box of the 5 landmarks, ``padding`` of its side added
+    #: on each side (:func:`box_crop`), for :mod:`cnnkit.face.facenet`
+    net: str = "dlib"
 
     @staticmethod
     def of(view: View | float) -> View:
@@ -279,6 +283,19 @@ def chip_details_68(landmarks68: np.ndarray, size: int = 150, padding: float = 0
     d = dlib.get_face_chip_details(shape, size, padding)
     r = d.rect
     return ChipDetails((r.left(), r.top(), r.right(), r.bottom()), d.angle, d.rows, d.cols)
+
+
+def box_crop(
+    image: np.ndarray, box: tuple[int, int, int, int], padding: float, size: int = 150
+) -> np.ndarray:
+    """An upright square crop around ``box`` (top, right, bottom, left), ``padding`` of its
+    side added on each side, as a (size, size, 3) uint8 chip (dlib's chip extraction: large
+    faces are first scaled down by its pyramid, so nothing aliases; outside the image is 0)."""
+    top, right, bottom, left = box
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    half = max(bottom - top, right - left) * (0.5 + padding)
+    rect = (cx - half, cy - half, cx + half, cy + half)
+    return extract_chip(image, ChipDetails(rect, 0.0, size, size))
 
 
 def align_faces(
@@ -307,15 +324,19 @@ def align_faces(
     if not views:
         raise ShapeError("align_faces needs at least one view")
     vs = [View.of(v) for v in views]
-    need68 = any(v.points == 68 for v in vs)
+    need68 = any(v.points == 68 and v.net == "dlib" for v in vs)
     if any(v.points not in (5, 68) for v in vs):
         raise ShapeError(f"a view's points must be 5 or 68, got {[v.points for v in vs]}")
+    if any(v.net not in ("dlib", "facenet") for v in vs):
+        raise ShapeError(f"a view's net must be dlib or facenet, got {[v.net for v in vs]}")
     marks = [landmarks(image, b, landmark_upsample) for b in boxes]
     chips = []
     for m5 in marks:
         m68 = landmarks68(image, hog_box_from_landmarks(m5)) if need68 else None
         for v in vs:
-            if m68 is not None and v.points == 68:
+            if v.net == "facenet":
+                chips.append(box_crop(image, hog_box_from_landmarks(m5), v.padding))
+            elif m68 is not None and v.points == 68:
                 chips.append(extract_chip(image, chip_details_68(m68, padding=v.padding)))
             else:
                 chips.append(align(image, m5, padding=v.padding))

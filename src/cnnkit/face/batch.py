@@ -103,15 +103,15 @@ def identify_many(
     from cnnkit.face.identification import identification_threshold, named_distance
     from cnnkit.face.pipeline import embed_chips
 
-    gallery.check_model(encoder.model_id, encoder.dim)
-    threshold = threshold or identification_threshold(gallery, tolerance)
     pipeline = get_pipeline(store_pipeline(gallery))
+    gallery.check_model(encoder.model_id, pipeline.dim(encoder.dim))
+    threshold = threshold or identification_threshold(gallery, tolerance)
     pending: list[Detected] = []
 
     def flush() -> Iterator[tuple[Path, Box | None, str | None, float, str | None]]:
         chips = [d.chips for d in pending if len(d.chips)]
         if chips:
-            emb = embed_chips(np.concatenate(chips), encoder, pipeline.flip, len(pipeline.views))
+            emb = embed_chips(np.concatenate(chips), encoder, pipeline.flip, pipeline.views)
             matches = iter(gallery.nearest(emb, threshold.k))
         else:
             matches = iter([])

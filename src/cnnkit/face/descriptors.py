@@ -44,6 +44,21 @@ class Pipeline:
     #: the face's ``chip``)
     views: tuple[View, ...] = (View(),)
 
+    @property
+    def fused(self) -> bool:
+        """Whether FaceNet embeds some views (:mod:`cnnkit.face.facenet`): then a descriptor is
+        the dlib part and the FaceNet part side by side (:func:`cnnkit.face.embed_chips`)."""
+        return any(v.net == "facenet" for v in self.views)
+
+    def dim(self, encoder_dim: int) -> int:
+        """Descriptor length with an encoder of ``encoder_dim`` (128 for dlib's)."""
+        return encoder_dim + (FACENET_DIM if self.fused else 0)
+
+
+#: FaceNet's descriptor length (the second half of a fused descriptor)
+FACENET_DIM = 128
+#: FaceNet's view: the HOG-style box of the 5 landmarks with 0.15 of its side added each side
+FACENET_VIEW = View(0.15, net="facenet")
 
 PIPELINES = {
     p.name: p
@@ -54,6 +69,12 @@ PIPELINES = {
         Pipeline("subpixel+flip", 1, True),
         Pipeline("subpixel+flip+pad", 1, True, (View(0.25), View(0.2), View(0.3))),
         Pipeline("subpixel+flip+68", 1, True, (View(0.25), View(0.25, points=68))),
+        Pipeline(
+            "subpixel+flip+68+facenet",
+            1,
+            True,
+            (View(0.25), View(0.25, points=68), FACENET_VIEW),
+        ),
     )
 }
 #: What new databases, calibrate, evaluate and the server use.
@@ -83,6 +104,11 @@ def with_flip(name: str | None, flip: bool) -> str:
         for q in PIPELINES.values()
         if q.landmark_upsample == p.landmark_upsample and q.views == p.views and q.flip
     )
+
+
+def descriptor_dim(pipeline: str | None, encoder_dim: int) -> int:
+    """Length of the named pipeline's descriptors (None: the default's)."""
+    return get_pipeline(pipeline).dim(encoder_dim)
 
 
 def store_pipeline(store: object) -> str:

@@ -251,14 +251,14 @@ def calibrate_identification(
     """Choose the 1:N tau at ``fpir`` on a person folder, for scores normalised by ``norm``;
     with ``store``, store it there (with the gallery size it holds for). ``pipeline`` None:
     the store's, else the default."""
-    from cnnkit.face.descriptors import store_pipeline
+    from cnnkit.face.descriptors import descriptor_dim, store_pipeline
     from cnnkit.face.usecases import _encoder
 
     if not 0 < fpir < 1:
         raise CnnkitError(f"--fpir must be in (0, 1), got {fpir}")
     enc = _encoder(encoder)
     if store is not None:
-        store.check_model(enc.model_id, enc.dim)
+        store.check_model(enc.model_id, descriptor_dim(pipeline or store_pipeline(store), enc.dim))
         pipeline = pipeline or store_pipeline(store)
     pipeline = pipeline or store_pipeline(None)
     result = evaluate_identification(
@@ -287,7 +287,7 @@ def calibrate_identification(
             fpir,
             result.n_gallery,
             model_id=enc.model_id,
-            dim=enc.dim,
+            dim=descriptor_dim(pipeline, enc.dim),
             pipeline=pipeline,
             norm=norm,
         )

@@ -90,6 +90,6 @@ def pair_embedder(
                 stats.several += len(boxes) > 1
                 box = pick_centred(boxes, image.shape)
             chips.append(align_faces(image, [box], landmark_upsample, views)[1])
-        return embed_chips(np.concatenate(chips), encoder, flip, len(views))
+        return embed_chips(np.concatenate(chips), encoder, flip, views)
 
     return embed_images

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,16 +49,38 @@ def embed(chips: np.ndarray, encoder: FaceEncoder | None = None) -> np.ndarray:
     return (encoder or default_encoder()).embed(chips)
 
 
+#: A fused descriptor (views embedded by dlib's ResNet and by FaceNet) is
+#: ``[sqrt(1 - w) * d, sqrt(w) * s * f]``: d the dlib part (mean over its views), f FaceNet's
+#: (L2-normalised), w = FUSION_WEIGHT and s = FACENET_SCALE, dlib's typical same-person
+#: distance (0.6) over FaceNet's (1.1), so that both parts count alike and the distance keeps
+#: dlib's scale (a tau near 0.6). Chosen a priori (equal weights), measured in docs/face.md.
+FUSION_WEIGHT = 0.5
+FACENET_SCALE = 0.6 / 1.1
+
+
 def embed_chips(
-    chips: np.ndarray, encoder: FaceEncoder | None = None, flip: bool = False, views: int = 1
+    chips: np.ndarray,
+    encoder: FaceEncoder | None = None,
+    flip: bool = False,
+    views: int | Sequence[View] = 1,
 ) -> np.ndarray:
     """:func:`embed`, and with ``flip`` the mean of each chip's descriptor and its mirror
-    image's: (N, 150, 150, 3) uint8 -> (N, 128) float32. With ``views`` V > 1, each run of V
-    consecutive chips is one face (:func:`cnnkit.face.alignment.align_faces` with V views)
-    and its descriptor the mean over them: (N * V, 150, 150, 3) -> (N, 128)."""
+    image's: (N, 150, 150, 3) uint8 -> (N, 128) float32. With ``views`` V > 1 (a count, or
+    the views themselves), each run of V consecutive chips is one face
+    (:func:`cnnkit.face.alignment.align_faces` with V views) and its descriptor the mean over
+    them: (N * V, 150, 150, 3) -> (N, 128). When some views are FaceNet's
+    (:class:`~cnnkit.face.alignment.View` ``net="facenet"``), the descriptor is fused:
+    (N * V, ...) -> (N, 256), see :data:`FUSION_WEIGHT`."""
     enc = encoder or default_encoder()
-    if views < 1 or len(chips) % views:
-        raise ShapeError(f"{len(chips)} chips are not faces of {views} views each")
+    n_views = views if isinstance(views, int) else len(views)
+    if n_views < 1 or len(chips) % n_views:
+        raise ShapeError(f"{len(chips)} chips are not faces of {n_views} views each")
+    if not isinstance(views, int) and any(v.net == "facenet" for v in views):
+        return _fused(chips, enc, flip, tuple(views))
+    return _dlib_part(chips, enc, flip, n_views)
+
+
+def _dlib_part(chips: np.ndarray, enc: FaceEncoder, flip: bool, views: int) -> np.ndarray:
     if not flip or len(chips) == 0:
         e = enc.embed(chips)
     else:
@@ -67,6 +90,26 @@ def embed_chips(
     if views > 1:
         e = e.reshape(-1, views, e.shape[-1]).mean(axis=1)
     return e.astype(np.float32)
+
+
+def _fused(chips: np.ndarray, enc: FaceEncoder, flip: bool, views: tuple[View, ...]) -> np.ndarray:
+    """The fused descriptors of faces of these views (see :data:`FUSION_WEIGHT`)."""
+    from cnnkit.face.facenet import default_facenet
+
+    per_face = chips.reshape(-1, len(views), *chips.shape[1:])
+    mine = [i for i, v in enumerate(views) if v.net == "dlib"]
+    theirs = [i for i, v in enumerate(views) if v.net == "facenet"]
+    if not mine:
+        raise ShapeError("a fused pipeline needs at least one dlib view")
+    d = _dlib_part(per_face[:, mine].reshape(-1, *chips.shape[1:]), enc, flip, len(mine))
+    # FaceNet in bf16 where the dlib encoder runs in bf16 (native bf16 CPUs, GPUs), else fp32.
+    precision = "bf16" if getattr(enc, "precision", "fp32") == "bf16" else "fp32"
+    crops = per_face[:, theirs].reshape(-1, *chips.shape[1:])
+    f = default_facenet(precision).embed(crops, flip)
+    f = f.reshape(len(per_face), len(theirs), -1).mean(axis=1)
+    f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    w = FUSION_WEIGHT
+    return np.hstack([np.sqrt(1 - w) * d, np.sqrt(w) * FACENET_SCALE * f]).astype(np.float32)
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
@@ -121,5 +164,5 @@ def faces(
         return []
     marks, chips = align_faces(image, boxes, landmark_upsample, views)
     v = len(views)
-    emb = embed_chips(chips, encoder, flip, v)
+    emb = embed_chips(chips, encoder, flip, views)
     return [Face(b, m, c, e) for b, m, c, e in zip(boxes, marks, chips[::v], emb, strict=True)]

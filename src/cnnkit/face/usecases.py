@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from cnnkit.errors import NotFoundError
-from cnnkit.face.descriptors import store_pipeline
+from cnnkit.face.descriptors import descriptor_dim, store_pipeline
 from cnnkit.face.detection import Box
 from cnnkit.face.detectors import DEFAULT_DETECTOR
 from cnnkit.face.recognize import find_faces, load, pick_face
@@ -131,7 +131,8 @@ def enroll(
     if sources is not None and len(sources) != n or sha256s is not None and len(sha256s) != n:
         raise ValueError(f"{n} images but sources/sha256s of another length")
     enc = _encoder(encoder)
-    store.check_model(enc.model_id, enc.dim)
+    dim = descriptor_dim(pipeline or store_pipeline(store), enc.dim)
+    store.check_model(enc.model_id, dim)
     recorded = getattr(store, "pipeline", None)
     if pipeline is not None and isinstance(recorded, str) and recorded != pipeline:
         from cnnkit.errors import DatabaseError
@@ -146,7 +147,7 @@ def enroll(
     try:
         known = store.vectors_of(name)
     except NotFoundError:
-        known = np.zeros((0, enc.dim), np.float32)
+        known = np.zeros((0, dim), np.float32)
     reports: list[PhotoReport] = []
     vectors, kept_sources, kept_hashes = [], [], []
     for i, image in enumerate(images):
@@ -231,7 +232,7 @@ def verify_photo(
     """
     store.vectors_of(name)  # unknown name: fails before the encoder loads
     enc = _encoder(encoder)
-    store.check_model(enc.model_id, enc.dim)
+    store.check_model(enc.model_id, descriptor_dim(store_pipeline(store), enc.dim))
     found = find_faces(image, upsample, enc, store_pipeline(store), detector)
     face = pick_face(found, _path_of(image), largest=True)  # NoFaceError when none
     d = store.distance_to(face.embedding, name)
@@ -269,7 +270,7 @@ def identify_image(
     reports it and warns once), used instead of ``tolerance``.
     """
     enc = _encoder(encoder)
-    store.check_model(enc.model_id, enc.dim)
+    store.check_model(enc.model_id, descriptor_dim(store_pipeline(store), enc.dim))
     from cnnkit.face.identification import identification_threshold, named_distance
 
     if threshold is None:
@@ -388,7 +389,7 @@ def calibrate(
 
     enc = _encoder(encoder)
     if store is not None:
-        store.check_model(enc.model_id, enc.dim)
+        store.check_model(enc.model_id, descriptor_dim(pipeline or store_pipeline(store), enc.dim))
         pipeline = pipeline or store_pipeline(store)
     pd = pair_distances(
         pairs,
@@ -402,7 +403,7 @@ def calibrate(
     kf = kfold_accuracy(pd.distances, pd.same, n_folds=pd.n_folds, folds=pd.folds)
     tau, acc_all = best_threshold(pd.distances, pd.same)
     if store is not None:
-        store.set_tau(tau, model_id=enc.model_id, dim=enc.dim)
+        store.set_tau(tau, model_id=enc.model_id, dim=descriptor_dim(pipeline, enc.dim))
     return Calibration(
         tau,
         acc_all,

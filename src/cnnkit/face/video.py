@@ -190,8 +190,8 @@ def identify_video(
     except (av.FFmpegError, IndexError, OSError) as exc:
         raise ImageReadError(f"cannot read the video: {exc}", path=path) from exc
     enc = _encoder(encoder)
-    store.check_model(enc.model_id, enc.dim)
     pipeline = get_pipeline(store_pipeline(store))
+    store.check_model(enc.model_id, pipeline.dim(enc.dim))
     threshold = identification_threshold(store, tolerance)
     stats = VideoStats()
     tracks: list[_Track] = []
@@ -227,7 +227,7 @@ def identify_video(
                 if todo:
                     boxes = [t.box for t in todo]
                     _, chips = align_faces(image, boxes, pipeline.landmark_upsample, pipeline.views)
-                    emb = embed_chips(chips, enc, pipeline.flip, len(pipeline.views))
+                    emb = embed_chips(chips, enc, pipeline.flip, pipeline.views)
                     stats.descriptors += len(todo)
                     for t, near in zip(todo, store.nearest(emb, threshold.k), strict=True):
                         t.name, _ = threshold.decide(near, store)

@@ -76,6 +76,11 @@ class BatchingEncoder:
         return int(self.encoder.dim)
 
     @property
+    def precision(self) -> str:
+        """The encoder's arithmetic (fp32, bf16 or int8; FaceNet follows it for bf16)."""
+        return str(getattr(self.encoder, "precision", "fp32"))
+
+    @property
     def depth(self) -> int:
         """Chips waiting for the encoder."""
         return self._queued
