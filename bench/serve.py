@@ -4,7 +4,8 @@ Set-up (loopback only; everything is started here and stopped at the end):
 
 - a database (``--backend postgresql``: a throwaway PostgreSQL server started as in the tests;
   ``sqlite``: a temporary file) holding a gallery of ``--persons`` synthetic persons (random unit
-  128-d descriptors, inserted directly through the storage; at distance ~1.4 from any real face,
+  descriptors of the default pipeline's length, inserted directly through the storage; at
+  distance ~1.2-1.4 from any real face,
   so they never match) plus a few real persons enrolled through the API (one LFW photo each);
 - ``--photos`` real face photos (LFW dev images from /work/shared/data/lfw-dev if present, else
   photos made from images that installed packages ship, as in the tests);
@@ -326,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from tests.serve.server import make_key
 
+    from cnnkit.face.descriptors import descriptor_dim
     from cnnkit.face.pipeline import default_encoder
 
     encoder = default_encoder()
@@ -335,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         blobs = [p.read_bytes() for p in photos]
         with database(args.backend, folder) as db:
             t = time.perf_counter()
-            fill_gallery(db, args.persons, encoder.model_id, encoder.dim)
+            fill_gallery(db, args.persons, encoder.model_id, descriptor_dim(None, encoder.dim))
             log.info("gallery: %d persons in %.1f s", args.persons, time.perf_counter() - t)
             key = make_key(db, "enroll", gallery=GALLERY)
             with server(db, procs, worker_cpus, folder / "logs") as url:

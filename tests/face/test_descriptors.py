@@ -21,7 +21,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_pipeline_names() -> None:
-    assert get_pipeline(None).name == face.DEFAULT_PIPELINE == "subpixel+flip+68"
+    assert get_pipeline(None).name == face.DEFAULT_PIPELINE == "subpixel+flip+68+facenet"
     assert (get_pipeline("dlib").landmark_upsample, get_pipeline("dlib").flip) == (0, False)
     assert with_flip("dlib", True) == "flip" and with_flip("subpixel", True) == "subpixel+flip"
     assert with_flip("dlib", False) == "dlib"

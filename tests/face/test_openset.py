@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from cnnkit.cli.main import main
 from cnnkit.errors import CnnkitError
-from cnnkit.face import Gallery, openset
+from cnnkit.face import DEFAULT_PIPELINE, Gallery, openset
 from tests.face.shipped import write_person_folder
 
 
@@ -163,7 +163,7 @@ def test_cli_evaluate_calibrate_info_and_warning(tmp_path: Path, capsys) -> None
     code, out, _ = run(capsys, "info", "--db", str(db), "--json")
     info = json.loads(out)
     assert info["persons"] == 2 and info["descriptors"] == 2
-    assert info["pipeline"] == "subpixel+flip+68" and info["pipeline_recorded"] is True
+    assert info["pipeline"] == DEFAULT_PIPELINE and info["pipeline_recorded"] is True
     assert info["tau_identification"] == pytest.approx(ident.tau)
     assert info["tau_identification_gallery_size"] == 1 and info["tau_verification"] is None
     code, out, _ = run(capsys, "info", "--db", str(db))
@@ -172,7 +172,12 @@ def test_cli_evaluate_calibrate_info_and_warning(tmp_path: Path, capsys) -> None
 
 @pytest.mark.parametrize(
     ("pipeline", "advice"),
-    [("dlib", "re-enroll"), ("subpixel+flip", "re-enroll"), ("subpixel+flip+68", None)],
+    [
+        ("dlib", "re-enroll"),
+        ("subpixel+flip", "re-enroll"),
+        ("subpixel+flip+68", "re-enroll"),
+        ("subpixel+flip+68+facenet", None),
+    ],
 )
 def test_info_advises_re_enrolling_only_for_older_pipelines(tmp_path, capsys, pipeline, advice):
     db = tmp_path / "faces.sqlite3"

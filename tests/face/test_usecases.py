@@ -118,7 +118,7 @@ def test_enroll_report_verify_identify(tmp_path: Path, photos, encoder) -> None:
         assert v.match and v.faces == 1 and v.tau == 0.6 and v.distance < 0.6
         # The database records the default pipeline (sub-pixel landmarks + flip, and the
         # 68-point chip), and queries use it.
-        assert db.pipeline == face.DEFAULT_PIPELINE == "subpixel+flip+68"
+        assert db.pipeline == face.DEFAULT_PIPELINE == "subpixel+flip+68+facenet"
         query = face.faces(  # and the default detector (auto: the CNN on these small photos)
             face.load_image(photos["grace_rot"]),
             0,

@@ -78,7 +78,7 @@ PIPELINES = {
     )
 }
 #: What new databases, calibrate, evaluate and the server use.
-DEFAULT_PIPELINE = "subpixel+flip+68"
+DEFAULT_PIPELINE = "subpixel+flip+68+facenet"
 #: What a database without a ``pipeline`` meta key was made with.
 LEGACY_PIPELINE = "dlib"
 

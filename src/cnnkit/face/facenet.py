@@ -328,6 +328,12 @@ def default_facenet(precision: str = "fp32") -> FaceNetEncoder:
         return _loaded[precision]
 
 
+def facenet_for(encoder: object) -> FaceNetEncoder:
+    """The FaceNet that goes with a dlib encoder: bf16 where the encoder runs in bf16 (native
+    bf16 CPUs, GPUs: ``--precision auto`` there), else fp32 (int8 has no FaceNet path)."""
+    return default_facenet("bf16" if getattr(encoder, "precision", "fp32") == "bf16" else "fp32")
+
+
 def main() -> int:
     """``python -m cnnkit.face.facenet [DEST]``: fetch the weights (see :func:`fetch`)."""
     from cnnkit.errors import CnnkitError

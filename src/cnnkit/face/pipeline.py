@@ -94,7 +94,7 @@ def _dlib_part(chips: np.ndarray, enc: FaceEncoder, flip: bool, views: int) -> n
 
 def _fused(chips: np.ndarray, enc: FaceEncoder, flip: bool, views: tuple[View, ...]) -> np.ndarray:
     """The fused descriptors of faces of these views (see :data:`FUSION_WEIGHT`)."""
-    from cnnkit.face.facenet import default_facenet
+    from cnnkit.face.facenet import facenet_for
 
     per_face = chips.reshape(-1, len(views), *chips.shape[1:])
     mine = [i for i, v in enumerate(views) if v.net == "dlib"]
@@ -102,10 +102,8 @@ def _fused(chips: np.ndarray, enc: FaceEncoder, flip: bool, views: tuple[View, .
     if not mine:
         raise ShapeError("a fused pipeline needs at least one dlib view")
     d = _dlib_part(per_face[:, mine].reshape(-1, *chips.shape[1:]), enc, flip, len(mine))
-    # FaceNet in bf16 where the dlib encoder runs in bf16 (native bf16 CPUs, GPUs), else fp32.
-    precision = "bf16" if getattr(enc, "precision", "fp32") == "bf16" else "fp32"
     crops = per_face[:, theirs].reshape(-1, *chips.shape[1:])
-    f = default_facenet(precision).embed(crops, flip)
+    f = facenet_for(enc).embed(crops, flip)
     f = f.reshape(len(per_face), len(theirs), -1).mean(axis=1)
     f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
     w = FUSION_WEIGHT

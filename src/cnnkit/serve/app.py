@@ -43,7 +43,9 @@ def load_models(state) -> None:
     """Load the face models and run each once, so no request pays for loading (readiness)."""
     import numpy as np
 
+    from cnnkit.face.descriptors import get_pipeline
     from cnnkit.face.detection import detect, landmarks
+    from cnnkit.face.facenet import facenet_for
     from cnnkit.face.pipeline import load_encoder
 
     config: ServeConfig = state.config
@@ -54,6 +56,8 @@ def load_models(state) -> None:
         detect(blank, 0, "cnn")  # reads dlib's MMOD weights
     landmarks(blank, (8, 56, 56, 8))
     encoder.embed(np.zeros((1, 150, 150, 3), np.uint8))
+    if get_pipeline(None).fused:  # new galleries' descriptors need FaceNet too
+        facenet_for(encoder).embed(np.zeros((1, 150, 150, 3), np.uint8))
     state.precision = encoder.precision
     log.info(
         "face detector %s, encoder precision %s (asked: %s)",
