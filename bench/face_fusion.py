@@ -39,6 +39,7 @@ import face_openset  # noqa: E402  (dlib's own descriptors, the peer)
 from face_openset_levers import pair_accuracy, person_halves  # noqa: E402
 
 OUT = bench_face.OUT
+PREVIOUS, FUSED = "subpixel+flip+68", "subpixel+flip+68+facenet"
 
 
 def facenet_parts(
@@ -85,7 +86,7 @@ def check_product(images: list[str], root: Path, boxes: np.ndarray, fused: np.nd
     from cnnkit import face
     from cnnkit.face.descriptors import get_pipeline
 
-    p = get_pipeline("subpixel+flip+68+facenet")
+    p = get_pipeline(FUSED)
     enc = face.default_encoder()
     worst = 0.0
     for i in range(0, len(images), len(images) // 8)[:8]:
@@ -100,13 +101,13 @@ def check_product(images: list[str], root: Path, boxes: np.ndarray, fused: np.nd
 def cost(root: Path, images: list[str], n: int = 100) -> dict[str, float]:
     """Descriptors/s of the default and the fused pipeline (auto detector), 1 thread, best of 2."""
     from cnnkit import face
-    from cnnkit.face.descriptors import DEFAULT_PIPELINE, get_pipeline
+    from cnnkit.face.descriptors import get_pipeline
 
     imgs = [face.load_image(root / name) for name in images[:: max(1, len(images) // n)][:n]]
     enc = face.default_encoder()
     rates: dict[str, list[float]] = {}
     for _ in range(2):
-        for key in (DEFAULT_PIPELINE, "subpixel+flip+68+facenet"):
+        for key in PREVIOUS, FUSED:
             p = get_pipeline(key)
             face.faces(imgs[0], 1, enc, p.landmark_upsample, p.flip, "auto", p.views)
             t = time.perf_counter()
@@ -140,13 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{check_product(images, root, cnn, fused):.1e}"
     )
     xd = face_openset.dlib_descriptors(images, root, OUT / "lfw_dev_dlib_fr.npz")
-    rd = openset.evaluate_descriptors(xd, persons)
+    rd = openset.evaluate_descriptors(xd, persons, norm="none")
     print(f"  dlib (face_recognition)       {face_openset.fmt(rd)}")
     parts_bf16 = facenet_parts(images, root, cnn, 0.15, "bf16")
     parts_p25 = facenet_parts(images, root, cnn, 0.25, "fp32")
     fn = parts.sum(0) / np.linalg.norm(parts.sum(0), axis=1, keepdims=True)
     variants = {
-        "default (subpixel+flip+68)": d,
+        "previous default (subpixel+flip+68)": d,
         "FaceNet alone (+ flip)": fn,
         "fused w=0.3": fuse(d, parts, 0.3),
         "fused w=0.5 (shipped)": fused,
@@ -156,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         "fused, FaceNet in bf16": fuse(d, parts_bf16),
     }
     res = {}
+    print("open set with S-norm scores (dlib: the distance), pairs: 5 folds")
     for key, x in variants.items():
-        res[key] = openset.evaluate_descriptors(x, persons)
+        res[key] = openset.evaluate_descriptors(x, persons, norm=openset.DEFAULT_NORM)
         acc, se, _ = bench_face.kfold(np.linalg.norm(x[pa] - x[pb], axis=1), same, folds)
         print(f"  {key:30s} {face_openset.fmt(res[key])}  pairs {100 * acc:.2f}% +- {100 * se:.2f}")
     bf16_gap = float(np.abs(variants["fused, FaceNet in bf16"] - fused).max())
@@ -176,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             sub = [persons[i] for i in idx]
             in_half = keep[pa] & keep[pb]
             for key, x in (("dlib", xd), ("default", d), ("fused", fused)):
-                r = openset.evaluate_descriptors(x[idx], sub)
+                norm = "none" if key == "dlib" else openset.DEFAULT_NORM
+                r = openset.evaluate_descriptors(x[idx], sub, norm=norm)
                 acc = pair_accuracy(x, pa, pb, same, folds, in_half)
                 halves[key].append((r.rank1, r.fnir_at_fpir[0.01], acc))
     mean = {k: np.mean(v, axis=0) for k, v in halves.items()}
@@ -191,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     rates = {} if args.skip_cost else cost(root, images)
     for key, rate in rates.items():
         print(f"  pipeline {key:26s} {rate:.1f} descriptors/s (auto detector, 1 thread)")
-    f_res, d_res = res["fused w=0.5 (shipped)"], res["default (subpixel+flip+68)"]
+    f_res, d_res = res["fused w=0.5 (shipped)"], res["previous default (subpixel+flip+68)"]
     acc_f = bench_face.kfold(np.linalg.norm(fused[pa] - fused[pb], axis=1), same, folds)[0]
-    ratio = rates.get("subpixel+flip+68+facenet", np.nan) / rates.get("subpixel+flip+68", np.nan)
+    ratio = rates.get(FUSED, np.nan) / rates.get(PREVIOUS, np.nan)
     print(
         f"RESULT fused_rank1={f_res.rank1:.4f} "
         f"fused_fnir_at_fpir_0.01={f_res.fnir_at_fpir[0.01]:.4f} "

@@ -12,6 +12,7 @@ from cnnkit import face
 from cnnkit.errors import CnnkitError, DatabaseError, ShapeError
 from cnnkit.face.alignment import View
 from cnnkit.face.descriptors import get_pipeline, with_flip
+from cnnkit.face.pipeline import FUSION_WEIGHT
 from tests.face.shipped import write_photos
 
 
@@ -70,7 +71,11 @@ def test_legacy_database_keeps_its_pipeline(tmp_path: Path, photos) -> None:
         face.enroll(db, "Grace", [photos["grace"]], encoder=enc, upsample=0)
         assert db.pipeline == face.DEFAULT_PIPELINE and db.info().pipeline_recorded
         new = db.vectors_of("Grace")[0]
-        assert face.distance(new, old) > 1e-3  # another pipeline: other descriptors
+        assert new.shape == (256,)  # the fused default: a dlib part and a FaceNet part
+        with pytest.raises(ShapeError, match="256"):
+            face.distance(new, old)  # descriptors of two pipelines are not comparable
+        dlib_part = new[:128] / np.sqrt(1 - FUSION_WEIGHT)
+        assert face.distance(dlib_part, old) > 1e-3  # another pipeline: other descriptors
         v = face.verify_photo(db, photos["grace"], "Grace", encoder=enc, upsample=0)
         assert v.distance < 1e-5
 

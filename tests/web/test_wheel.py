@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from cnnkit.face import facenet
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -59,6 +61,9 @@ def test_wheel_installs_and_serves_the_app(tmp_path: Path) -> None:
 
     # cnnkit serve from the new environment (its own interpreter, no PYTHONPATH)
     env["CNNKIT_QUIET"] = "1"
+    # FaceNet's weights: `make` fetched them into this venv; a user of the wheel runs
+    # `python -m cnnkit.face.facenet` once (no download in the tests)
+    env[facenet.ENV] = str(facenet.weights_path())
     db = str(tmp_path / "serve.sqlite3")
     run(python, "-m", "cnnkit", "serve", "keys", "create", "--role", "admin", "--db", db, env=env)
     log = tmp_path / "serve.log"

@@ -117,6 +117,11 @@ def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
+    if a.shape[-1:] != b.shape[-1:]:
+        raise ShapeError(
+            f"descriptors of different lengths ({a.shape[-1]} vs {b.shape[-1]}): made by "
+            "different pipelines, they cannot be compared"
+        )
     if a.ndim == 1 and b.ndim == 1:
         return float(np.linalg.norm(a - b))
     if a.ndim == 1 or b.ndim == 1:
