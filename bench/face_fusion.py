@@ -8,7 +8,7 @@ bench/face_detector_lever.py. Per image, the dlib part is the default pipeline's
 (bench/out/lfw_dev_facenet_*.npz), so the variants below are combinations, not new runs:
 
 - open set (NIST terms, S-norm, `cnnkit.face.openset`): the default, FaceNet alone, the fused
-  descriptor at weights w = 0.3 / 0.5 (shipped) / 0.7, without FaceNet's flip, with the crop's
+  descriptor at weights w = 0.3 / 0.5 (shipped) / 0.7, with FaceNet's flip too, with the crop's
   padding 0.25 instead of 0.15, and with FaceNet in bf16; dlib's own pipeline is the peer;
 - the same on 6 person-disjoint halves (bench/face_openset_levers.py's split), where nothing
   is chosen;
@@ -71,7 +71,7 @@ def facenet_parts(
     return out
 
 
-def fuse(d: np.ndarray, parts: np.ndarray, w: float = 0.5, flip: bool = True) -> np.ndarray:
+def fuse(d: np.ndarray, parts: np.ndarray, w: float = 0.5, flip: bool = False) -> np.ndarray:
     """The fused descriptor from a dlib part and FaceNet's raw outputs (as the product)."""
     from cnnkit.face.pipeline import FACENET_SCALE
 
@@ -99,23 +99,30 @@ def check_product(images: list[str], root: Path, boxes: np.ndarray, fused: np.nd
 
 
 def cost(root: Path, images: list[str], n: int = 100) -> dict[str, float]:
-    """Descriptors/s of the default and the fused pipeline (auto detector), 1 thread, best of 2."""
+    """Descriptors/s of the previous default and the fused pipeline (auto detector), 1 thread,
+    best of 2, with the encoder in fp32 and in bf16 (where this CPU runs it natively; FaceNet
+    follows the encoder's precision)."""
     from cnnkit import face
+    from cnnkit.cpu import bf16_native
     from cnnkit.face.descriptors import get_pipeline
+    from cnnkit.face.encoder import FaceEncoder
 
     imgs = [face.load_image(root / name) for name in images[:: max(1, len(images) // n)][:n]]
-    enc = face.default_encoder()
+    encoders = {"fp32": face.default_encoder()}
+    if bf16_native():
+        encoders["bf16"] = FaceEncoder.load(precision="bf16")
     rates: dict[str, list[float]] = {}
     for _ in range(2):
-        for key in PREVIOUS, FUSED:
-            p = get_pipeline(key)
-            face.faces(imgs[0], 1, enc, p.landmark_upsample, p.flip, "auto", p.views)
-            t = time.perf_counter()
-            k = sum(
-                len(face.faces(im, 1, enc, p.landmark_upsample, p.flip, "auto", p.views))
-                for im in imgs
-            )
-            rates.setdefault(key, []).append(k / (time.perf_counter() - t))
+        for prec, enc in encoders.items():
+            for key in PREVIOUS, FUSED:
+                p = get_pipeline(key)
+                face.faces(imgs[0], 1, enc, p.landmark_upsample, p.flip, "auto", p.views)
+                t = time.perf_counter()
+                k = sum(
+                    len(face.faces(im, 1, enc, p.landmark_upsample, p.flip, "auto", p.views))
+                    for im in imgs
+                )
+                rates.setdefault(f"{key} {prec}", []).append(k / (time.perf_counter() - t))
     return {k: max(v) for k, v in rates.items()}
 
 
@@ -148,11 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     fn = parts.sum(0) / np.linalg.norm(parts.sum(0), axis=1, keepdims=True)
     variants = {
         "previous default (subpixel+flip+68)": d,
-        "FaceNet alone (+ flip)": fn,
+        "FaceNet alone": parts[0] / np.linalg.norm(parts[0], axis=1, keepdims=True),
+        "FaceNet alone, + flip": fn,
         "fused w=0.3": fuse(d, parts, 0.3),
         "fused w=0.5 (shipped)": fused,
         "fused w=0.7": fuse(d, parts, 0.7),
-        "fused, FaceNet without flip": fuse(d, parts, flip=False),
+        "fused, FaceNet with its flip": fuse(d, parts, flip=True),
         "fused, crop padding 0.25": fuse(d, parts_p25),
         "fused, FaceNet in bf16": fuse(d, parts_bf16),
     }
@@ -196,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  pipeline {key:26s} {rate:.1f} descriptors/s (auto detector, 1 thread)")
     f_res, d_res = res["fused w=0.5 (shipped)"], res["previous default (subpixel+flip+68)"]
     acc_f = bench_face.kfold(np.linalg.norm(fused[pa] - fused[pb], axis=1), same, folds)[0]
-    ratio = rates.get(FUSED, np.nan) / rates.get(PREVIOUS, np.nan)
+    ratio = rates.get(f"{FUSED} fp32", np.nan) / rates.get(f"{PREVIOUS} fp32", np.nan)
+    ratio16 = rates.get(f"{FUSED} bf16", np.nan) / rates.get(f"{PREVIOUS} bf16", np.nan)
     print(
         f"RESULT fused_rank1={f_res.rank1:.4f} "
         f"fused_fnir_at_fpir_0.01={f_res.fnir_at_fpir[0.01]:.4f} "
@@ -204,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         f"fused_fnir_at_fpir_0.001={f_res.fnir_at_fpir[0.001]:.4f} fused_acc={acc_f:.4f} "
         f"default_rank1={d_res.rank1:.4f} dlib_rank1={rd.rank1:.4f} "
         f"halves_fused_rank1={mean['fused'][0]:.4f} halves_default_rank1={mean['default'][0]:.4f} "
-        f"cost_ratio={ratio:.2f}"
+        f"cost_ratio={ratio:.2f} cost_ratio_bf16={ratio16:.2f}"
     )
     return 0
 

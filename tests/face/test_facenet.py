@@ -15,7 +15,7 @@ from cnnkit import face
 from cnnkit.errors import DependencyError
 from cnnkit.face import facenet
 from cnnkit.face.descriptors import get_pipeline
-from cnnkit.face.pipeline import FACENET_SCALE, FUSION_WEIGHT
+from cnnkit.face.pipeline import FACENET_FLIP, FACENET_SCALE, FUSION_WEIGHT
 from tests.face.shipped import write_photos
 
 FUSED = "subpixel+flip+68+facenet"
@@ -170,7 +170,7 @@ def test_fused_descriptor_is_both_parts_side_by_side(photos) -> None:
     assert fused.embedding.shape == (256,) and p.dim(enc.dim) == 256 and q.dim(enc.dim) == 128
     w = FUSION_WEIGHT
     np.testing.assert_allclose(fused.embedding[:128], np.sqrt(1 - w) * plain.embedding, atol=1e-6)
-    # The FaceNet half: the crop's and its mirror's outputs summed, L2-normalised, scaled.
+    # The FaceNet half: the crop's output (no mirror: FACENET_FLIP), L2-normalised, scaled.
     from cnnkit.face.alignment import align_faces
 
     _, chips = align_faces(img, [fused.box], 1, p.views)
@@ -182,7 +182,8 @@ def test_fused_descriptor_is_both_parts_side_by_side(photos) -> None:
             torch.from_numpy(crop).permute(0, 3, 1, 2).float(), size=(160, 160), mode="bilinear"
         )
         x = facenet.prewhiten(x)
-        y = net.net(x) + net.net(x.flip(3))
+        y = net.net(x)
+    assert not FACENET_FLIP
     want = (y / y.norm()).numpy()[0] * np.sqrt(w) * FACENET_SCALE
     np.testing.assert_allclose(fused.embedding[128:], want, atol=1e-5)
 
