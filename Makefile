@@ -57,6 +57,7 @@ bench: setup
 	OMP_NUM_THREADS=1 $(PY) bench/face.py
 	OMP_NUM_THREADS=1 $(PY) bench/face_detect.py
 	OMP_NUM_THREADS=1 $(PY) bench/face_openset.py   # needs ../shared/data/lfw-dev
+	OMP_NUM_THREADS=1 $(PY) bench/face_fusion.py    # needs ../shared/data/lfw-dev
 	OMP_NUM_THREADS=1 $(PY) bench/face_video.py
 	OMP_NUM_THREADS=1 $(PY) bench/serve.py
 	OMP_NUM_THREADS=1 $(PY) bench/degradation.py  # the longest: 6-13 minutes on 2 cores

