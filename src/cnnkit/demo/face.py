@@ -44,6 +44,7 @@ def _boxed(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 def build(out_dir: Path) -> str:
     """Write this section's PNGs into ``out_dir`` and return its HTML fragment."""
+    from cnnkit.face.descriptors import DEFAULT_PIPELINE
     from cnnkit.face.gallery import Gallery
     from cnnkit.face.pipeline import default_encoder
     from cnnkit.face.recognize import load, one_face, verify
@@ -66,6 +67,7 @@ def build(out_dir: Path) -> str:
             found[names[0]].embedding,
             model_id=encoder.model_id,
             sources=[grace_path.name],
+            pipeline=DEFAULT_PIPELINE,  # what one_face made it with; verify then uses it too
         )
         tau = db.tolerance()
         for key in names[1:]:
@@ -88,7 +90,9 @@ def build(out_dir: Path) -> str:
     return (
         "<p>One photo enrolls a person (one-shot learning). Each photo goes through HOG "
         "detection (green box), 5 landmarks and dlib's alignment to the 150x150 chip shown "
-        "beside it; the face ResNet f maps the chip to 128 numbers, and two photos show the "
+        "beside it; dlib's face ResNet maps the chip (and a second one aligned from 68 "
+        "landmarks, and both mirrored) to 128 numbers, and a second network, FaceNet, maps an "
+        "upright crop of the face to 128 more: together they are f, and two photos show the "
         f"same person when ||f(a) - f(b)|| &le; &tau; = {tau:.2f}.</p>\n"
         + "\n".join(figures)
         + "\n<table><tr><th>verify as Grace Hopper</th><th>distance</th><th>verdict</th></tr>"

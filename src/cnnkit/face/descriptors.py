@@ -1,6 +1,6 @@
 """How descriptors are made: the named pipelines, and the default (imports neither torch nor dlib).
 
-A pipeline is what happens between a detected box and the 128-d descriptor f(chip):
+A pipeline is what happens between a detected box and the descriptor f(chip) (128-d; 256-d fused):
 
 - ``landmark_upsample`` k: the 5 landmarks are predicted on the face region enlarged 2**k times
   (k = 0: dlib's integer points; 1: sub-pixel points, see :func:`cnnkit.face.landmarks`);
@@ -13,11 +13,15 @@ A pipeline is what happens between a detected box and the 128-d descriptor f(chi
 Names: ``dlib`` (k = 0, no flip: dlib's own pipeline, byte-identical chips), ``flip``,
 ``subpixel``, ``subpixel+flip`` (99.10% on LFW-dev pairs against dlib's 98.80%),
 ``subpixel+flip+pad`` (paddings 0.25, 0.2 and 0.3: 6 encoder passes; an option) and
-``subpixel+flip+68``, the default: the ``subpixel+flip`` chip and a chip aligned from dlib's
+``subpixel+flip+68``: the ``subpixel+flip`` chip and a chip aligned from dlib's
 68-point landmarks (two predictors' estimates of the same alignment), each with its mirror:
 4 encoder passes. On LFW-dev (the default ``auto`` detector) it scores 99.27% on pairs and
 open-set rank-1 94.55% against 93.74% (``subpixel+flip``) and 92.00% (dlib), at about 0.66x
 ``subpixel+flip``'s descriptors/s (docs/face.md, "The descriptor pipeline").
+``subpixel+flip+68+facenet``, the default: that descriptor and FaceNet's
+(:mod:`cnnkit.face.facenet`, a second network, of an upright crop of the face) side by side,
+256 numbers (:func:`cnnkit.face.embed_chips`): pairs 99.53%, rank-1 97.51%, at about 0.5x the
+descriptors/s of ``subpixel+flip+68`` (docs/face.md, "A second descriptor model").
 
 A person database records the pipeline of its descriptors (meta key ``pipeline``; the service's
 galleries too, :mod:`cnnkit.serve.storage.base`); a database from before that key holds ``dlib``
