@@ -333,23 +333,26 @@ class FaceNetEncoder:
         return f"FaceNetEncoder({self.model_id!r}, device={str(self.device)!r}, {self.precision})"
 
 
-_loaded: dict[str, FaceNetEncoder] = {}
+_loaded: dict[tuple[str, str], FaceNetEncoder] = {}
 _lock = threading.Lock()
 
 
-def default_facenet(precision: str = "fp32") -> FaceNetEncoder:
-    """FaceNet on the CPU from :func:`weights_path` in fp32 or bf16, loaded on first call and
-    kept for the process (one copy per precision)."""
+def default_facenet(precision: str = "fp32", device: str | torch.device = "cpu") -> FaceNetEncoder:
+    """FaceNet from :func:`weights_path` in fp32 or bf16 on ``device``, loaded on first call and
+    kept for the process (one copy per precision and device)."""
+    key = (precision, str(torch.device(device)))
     with _lock:
-        if precision not in _loaded:
-            _loaded[precision] = FaceNetEncoder.load(precision=precision)
-        return _loaded[precision]
+        if key not in _loaded:
+            _loaded[key] = FaceNetEncoder.load(precision=precision, device=device)
+        return _loaded[key]
 
 
 def facenet_for(encoder: object) -> FaceNetEncoder:
-    """The FaceNet that goes with a dlib encoder: bf16 where the encoder runs in bf16 (native
-    bf16 CPUs, GPUs: ``--precision auto`` there), else fp32 (int8 has no FaceNet path)."""
-    return default_facenet("bf16" if getattr(encoder, "precision", "fp32") == "bf16" else "fp32")
+    """The FaceNet that goes with a dlib encoder: on its device, in bf16 where the encoder runs
+    in bf16 (native bf16 CPUs, GPUs: ``--precision auto`` there), else fp32 (int8 has no FaceNet
+    path)."""
+    precision = "bf16" if getattr(encoder, "precision", "fp32") == "bf16" else "fp32"
+    return default_facenet(precision, getattr(encoder, "device", "cpu"))
 
 
 def main() -> int:

@@ -76,6 +76,11 @@ class BatchingEncoder:
         return int(self.encoder.dim)
 
     @property
+    def device(self) -> object:
+        """The encoder's torch device (FaceNet runs on it too)."""
+        return getattr(self.encoder, "device", "cpu")
+
+    @property
     def precision(self) -> str:
         """The encoder's arithmetic (fp32, bf16 or int8; FaceNet follows it for bf16)."""
         return str(getattr(self.encoder, "precision", "fp32"))
