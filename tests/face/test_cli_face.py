@@ -332,7 +332,7 @@ def test_pair_embedder_policy(photos, tmp_path: Path) -> None:
     emb = pair_embedder(enc, upsample=0, stats=stats)([photos["two"], brick])
     assert emb.shape == (2, 128) and stats.images == 2 and stats.fallback == 1
     assert stats.several == 1
-    flipped = pair_embedder(enc, upsample=0, flip=True)([photos["grace"]])
+    flipped = pair_embedder(enc, upsample=0, pipeline="flip")([photos["grace"]])
     plain = pair_embedder(enc, upsample=0)([photos["grace"]])
     assert 0 < np.linalg.norm(flipped - plain) < 0.2
 

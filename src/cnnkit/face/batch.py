@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cnnkit.errors import CnnkitError
-from cnnkit.face.alignment import View
+from cnnkit.face.descriptors import Pipeline, get_pipeline
 from cnnkit.face.detection import Box
 
 if TYPE_CHECKING:
@@ -37,28 +37,28 @@ class Detected:
 def detect_and_align(
     path: str | Path,
     upsample: int = 1,
-    landmark_upsample: int = 0,
     detector: str = "hog",
-    views: tuple[View, ...] = (View(),),
+    pipeline: Pipeline | str = "dlib",
 ) -> Detected:
-    """Read one image, find its faces (``detector``: hog, cnn or auto) and align them
-    (``landmark_upsample``, ``views``: see :func:`cnnkit.face.faces`); errors are captured,
-    not raised."""
+    """Read one image, find its faces (``detector``: hog, cnn or auto) and align them for
+    ``pipeline`` (its landmarks and views; a name or a
+    :class:`~cnnkit.face.descriptors.Pipeline`); errors are captured, not raised."""
     from cnnkit.face.alignment import align_faces
     from cnnkit.face.detection import detect, load_image
 
+    p = get_pipeline(pipeline)
     path = Path(path)
     try:
         image = load_image(path)
         boxes = detect(image, upsample, detector)
-        _, chips = align_faces(image, boxes, landmark_upsample, views)
+        _, chips = align_faces(image, boxes, p.landmark_upsample, p.views)
     except (CnnkitError, OSError) as exc:  # OSError: a read failing below the loader's checks
         message = exc.message if isinstance(exc, CnnkitError) else f"{path}: {exc}"
         return Detected(path, [], np.zeros((0, 150, 150, 3), np.uint8), message)
     return Detected(path, list(boxes), chips)
 
 
-def _detect_star(args: tuple[str, int, int, str, tuple[View, ...]]) -> Detected:
+def _detect_star(args: tuple[str, int, str, Pipeline]) -> Detected:
     return detect_and_align(*args)
 
 
@@ -66,18 +66,18 @@ def detect_many(
     paths: Sequence[Path],
     upsample: int = 1,
     cpus: int = 1,
-    landmark_upsample: int = 0,
     detector: str = "hog",
-    views: tuple[View, ...] = (View(),),
+    pipeline: Pipeline | str = "dlib",
 ) -> Iterator[Detected]:
     """:func:`detect_and_align` over many images, in order; ``cpus`` > 1 uses worker processes."""
+    p = get_pipeline(pipeline)
     if cpus <= 1 or len(paths) < 2:
-        for p in paths:
-            yield detect_and_align(p, upsample, landmark_upsample, detector, views)
+        for path in paths:
+            yield detect_and_align(path, upsample, detector, p)
         return
     import multiprocessing as mp
 
-    jobs = [(str(p), upsample, landmark_upsample, detector, views) for p in paths]
+    jobs = [(str(path), upsample, detector, p) for path in paths]
     with mp.get_context("spawn").Pool(min(cpus, len(paths))) as pool:
         yield from pool.imap(_detect_star, jobs, chunksize=2)
 
@@ -125,9 +125,7 @@ def identify_many(
         pending.clear()
 
     n_chips = 0
-    for detected in detect_many(
-        paths, upsample, cpus, pipeline.landmark_upsample, detector, pipeline.views
-    ):
+    for detected in detect_many(paths, upsample, cpus, detector, pipeline):
         pending.append(detected)
         n_chips += len(detected.boxes)
         if n_chips >= batch_size:

@@ -87,8 +87,11 @@ DEFAULT_PIPELINE = "subpixel+flip+68+facenet"
 LEGACY_PIPELINE = "dlib"
 
 
-def get_pipeline(name: str | None) -> Pipeline:
-    """The named pipeline (None: the default); CnnkitError for an unknown name."""
+def get_pipeline(name: str | Pipeline | None) -> Pipeline:
+    """The named pipeline (None: the default; a Pipeline: itself); CnnkitError for an unknown
+    name."""
+    if isinstance(name, Pipeline):
+        return name
     key = DEFAULT_PIPELINE if name is None else name
     try:
         return PIPELINES[key]

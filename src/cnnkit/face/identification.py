@@ -187,9 +187,7 @@ def folder_descriptors(
 
     paths, persons = person_photos(images)
     p = get_pipeline(pipeline)
-    embed = pair_embedder(
-        _encoder(encoder), upsample, p.flip, None, p.landmark_upsample, detector, p.views
-    )
+    embed = pair_embedder(_encoder(encoder), upsample, None, detector, p)
     out = []
     for i in progress(range(0, len(paths), batch_size), desc="identification photos", unit="batch"):
         out.append(embed(paths[i : i + batch_size]))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cnnkit.face.alignment import View
+from cnnkit.face.descriptors import Pipeline, get_pipeline
 from cnnkit.face.detection import Box, box_area
 
 if TYPE_CHECKING:
@@ -53,26 +53,25 @@ class PairStats:
 def pair_embedder(
     encoder: FaceEncoder,
     upsample: int = 1,
-    flip: bool = False,
     stats: PairStats | None = None,
-    landmark_upsample: int = 0,
     detector: str = "hog",
-    views: tuple[View, ...] = (View(),),
+    pipeline: Pipeline | str = "dlib",
 ) -> Callable[[list[Path]], np.ndarray]:
-    """Return paths -> (n, 128) descriptors, one per image, for pairs benchmarks (LFW).
+    """Return paths -> (n, d) descriptors, one per image, for pairs benchmarks (LFW).
 
     Policy: the detected face nearest the image centre; when HOG finds none, it tries once more
     with one more upsampling; when it still finds none, the 5 landmarks are predicted inside
     :func:`centre_box` and the chip aligned from them (LFW images are centred on the person).
-    With ``flip``, each descriptor is the mean of the chip's and its mirror image's;
-    ``landmark_upsample`` and ``views`` as in :func:`cnnkit.face.faces`; ``detector``: hog,
-    cnn or auto (see :func:`cnnkit.face.detect`).
+    ``pipeline``: how a face becomes a descriptor (a :class:`~cnnkit.face.descriptors.Pipeline`
+    or its name; ``dlib``, the default here, is dlib's own); ``detector``: hog, cnn or auto
+    (see :func:`cnnkit.face.detect`).
     """
     from cnnkit.face.alignment import align_faces
     from cnnkit.face.detection import detect, load_image
     from cnnkit.face.pipeline import embed_chips
 
     stats = stats if stats is not None else PairStats()
+    pipe = get_pipeline(pipeline)
 
     def embed_images(paths: list[Path]) -> np.ndarray:
         chips = []
@@ -89,7 +88,7 @@ def pair_embedder(
             else:
                 stats.several += len(boxes) > 1
                 box = pick_centred(boxes, image.shape)
-            chips.append(align_faces(image, [box], landmark_upsample, views)[1])
-        return embed_chips(np.concatenate(chips), encoder, flip, views)
+            chips.append(align_faces(image, [box], pipe.landmark_upsample, pipe.views)[1])
+        return embed_chips(np.concatenate(chips), encoder, pipe.flip, pipe.views)
 
     return embed_images

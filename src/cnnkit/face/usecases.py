@@ -335,9 +335,7 @@ def pair_distances(
     p = get_pipeline(with_flip(pipeline, flip))
     read = ev.read_pairs(pairs)
     stats = PairStats()
-    embedder = pair_embedder(
-        _encoder(encoder), upsample, p.flip, stats, p.landmark_upsample, detector, p.views
-    )
+    embedder = pair_embedder(_encoder(encoder), upsample, stats, detector, p)
     d = ev.pair_distances(read, images, embedder)
     log.info(
         "%d pairs, %d images: %d with several faces (centred one used), %d found only with "
