@@ -4,9 +4,9 @@
 
 For each detector (cnnkit.face.detectors: ``hog``; ``cnn``, dlib's MMOD CNN; ``hog+cnn``, the CNN
 only where HOG finds no face) the LFW pairs policy of bench/face.py (the face nearest the centre
-at upsample 1, retry at upsample 2, else the median box of the run), then the default descriptor
-pipeline (``subpixel+flip+68``: the sub-pixel 5-point chip and the 68-point chip, each with its
-mirror, fp32 encoder as in bench/face.py) and:
+at upsample 1, retry at upsample 2, else the median box of the run), then the dlib descriptor
+pipeline ``subpixel+flip+68`` (the dlib part of the fused default; the sub-pixel 5-point chip
+and the 68-point chip, each with its mirror, fp32 encoder as in bench/face.py) and:
 
 - LFW-dev pair accuracy, 5 folds, tau chosen on the other folds (mean ± standard error);
 - open-set 1:N (bench/face_openset.py's searches, S-norm scores): FNIR at FPIR 0.01 and its
@@ -110,10 +110,10 @@ def descriptors(
 def cost(root: Path, images: list[str], n: int = 100) -> dict[str, tuple[float, float]]:
     """(detector images/s, pipeline descriptors/s) per detector on ``n`` images, 1 thread."""
     from cnnkit import face
-    from cnnkit.face.descriptors import DEFAULT_PIPELINE, PIPELINES
+    from cnnkit.face.descriptors import PIPELINES
     from cnnkit.face.detectors import detect_with
 
-    p = PIPELINES[DEFAULT_PIPELINE]
+    p = PIPELINES["subpixel+flip+68"]  # the descriptors measured here (no FaceNet part)
     imgs = [face.load_image(root / name) for name in images[:: max(1, len(images) // n)][:n]]
     enc = face.default_encoder()
     for d in DETECTORS:
