@@ -126,8 +126,9 @@ def pipeline_opt(p: argparse.ArgumentParser) -> None:
         default=None,
         help="how descriptors are made: landmarks (dlib's integer or sub-pixel 5 points, "
         "+68: and a chip from the 68-point landmarks), flip averaging, +pad: more chip "
-        "paddings; the most accurate is the default, subpixel+flip is 1.5x cheaper "
-        f"(default: the database's, else {DEFAULT_PIPELINE})",
+        "paddings, +facenet: a second network's descriptor beside dlib's (256 numbers); the "
+        "most accurate is the default, subpixel+flip+68 is 2x cheaper and needs no FaceNet "
+        f"weights (default: the database's, else {DEFAULT_PIPELINE})",
     )
 
 
