@@ -311,7 +311,8 @@ class FaceNetEncoder:
             if x.shape[-1] != INPUT_SIZE:
                 size = (INPUT_SIZE, INPUT_SIZE)
                 x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-            yield i, prewhiten(x).to(self.dtype)
+            # channels-last: oneDNN's convolutions run ~1.4x faster on it at 1 thread (fp32)
+            yield i, prewhiten(x).to(self.dtype).contiguous(memory_format=torch.channels_last)
 
     def outputs(self, crops: np.ndarray, flip: bool = True) -> torch.Tensor:
         """The network's raw outputs (before the normalisation): (N, 128) float32, or with
