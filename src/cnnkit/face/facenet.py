@@ -153,6 +153,13 @@ class KerasGraph(nn.Module):
         cfg = config["config"]
         self.layers: list[dict[str, Any]] = cfg["layers"]
         self.output_name: str = cfg["output_layers"][0][0]
+        #: per layer, the outputs it reads for the last time (dropped once it has run, so a
+        #: forward pass holds only the live activations, not all 426 layers' at once)
+        self.last_reads: list[list[str]] = [[] for _ in self.layers]
+        last = {i[0]: k for k, layer in enumerate(self.layers) for i in _inbound(layer)}
+        for name, k in last.items():
+            if name != self.output_name:
+                self.last_reads[k].append(name)
         for layer in self.layers:
             kind, name, c = layer["class_name"], layer["name"], layer["config"]
             if kind not in self.KINDS:
@@ -192,11 +199,11 @@ class KerasGraph(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[str, torch.Tensor] = {}
-        for layer in self.layers:
+        for layer, done in zip(self.layers, self.last_reads, strict=True):
             kind, name, c = layer["class_name"], layer["name"], layer["config"]
-            ins = (
-                [values[i[0]] for i in layer["inbound_nodes"][0]] if layer["inbound_nodes"] else [x]
-            )
+            ins = [values[i[0]] for i in _inbound(layer)] or [x]
+            for dead in done:
+                del values[dead]
             a = ins[0]
             if kind == "Conv2D":
                 k, s = tuple(c["kernel_size"]), tuple(c["strides"])
@@ -225,6 +232,12 @@ class KerasGraph(nn.Module):
                 y = a
             values[name] = y
         return values[self.output_name]
+
+
+def _inbound(layer: dict[str, Any]) -> list[list[Any]]:
+    """The ``[name, node, tensor, kwargs]`` inputs of a Keras-2 layer (none for an input)."""
+    nodes = layer["inbound_nodes"]
+    return nodes[0] if nodes else []
 
 
 def read_h5(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
