@@ -332,10 +332,11 @@ def align_faces(
     marks = [landmarks(image, b, landmark_upsample) for b in boxes]
     chips = []
     for m5 in marks:
-        m68 = landmarks68(image, hog_box_from_landmarks(m5)) if need68 else None
+        hog_box = hog_box_from_landmarks(m5)  # where the 68-point and FaceNet views start
+        m68 = landmarks68(image, hog_box) if need68 else None
         for v in vs:
             if v.net == "facenet":
-                chips.append(box_crop(image, hog_box_from_landmarks(m5), v.padding))
+                chips.append(box_crop(image, hog_box, v.padding))
             elif m68 is not None and v.points == 68:
                 chips.append(extract_chip(image, chip_details_68(m68, padding=v.padding)))
             else:

