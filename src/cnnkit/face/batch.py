@@ -99,12 +99,11 @@ def identify_many(
     :func:`cnnkit.face.identification_threshold`'s (or ``threshold``). An unreadable image
     yields one row with its error message and no box.
     """
-    from cnnkit.face.descriptors import get_pipeline, store_pipeline
+    from cnnkit.face.descriptors import checked_pipeline
     from cnnkit.face.identification import identification_threshold, named_distance
     from cnnkit.face.pipeline import embed_chips
 
-    pipeline = get_pipeline(store_pipeline(gallery))
-    gallery.check_model(encoder.model_id, pipeline.dim(encoder.dim))
+    pipeline = get_pipeline(checked_pipeline(gallery, encoder))
     threshold = threshold or identification_threshold(gallery, tolerance)
     pending: list[Detected] = []
 

@@ -32,6 +32,7 @@ use that pipeline, since descriptors of two pipelines are not comparable at the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cnnkit.errors import CnnkitError
 from cnnkit.face.alignment import View
@@ -123,3 +124,11 @@ def store_pipeline(store: object) -> str:
     (an empty store, or a store that records none) the default."""
     value = getattr(store, "pipeline", None)
     return value if isinstance(value, str) else DEFAULT_PIPELINE
+
+
+def checked_pipeline(store: Any, encoder: Any, pipeline: str | None = None) -> str:
+    """``pipeline``, else the store's (:func:`store_pipeline`), after ``store.check_model``: the
+    store must hold ``encoder``'s descriptors of that pipeline's length (DatabaseError)."""
+    name = pipeline or store_pipeline(store)
+    store.check_model(encoder.model_id, descriptor_dim(name, encoder.dim))
+    return name

@@ -249,15 +249,14 @@ def calibrate_identification(
     """Choose the 1:N tau at ``fpir`` on a person folder, for scores normalised by ``norm``;
     with ``store``, store it there (with the gallery size it holds for). ``pipeline`` None:
     the store's, else the default."""
-    from cnnkit.face.descriptors import descriptor_dim, store_pipeline
+    from cnnkit.face.descriptors import checked_pipeline, descriptor_dim, store_pipeline
     from cnnkit.face.usecases import _encoder
 
     if not 0 < fpir < 1:
         raise CnnkitError(f"--fpir must be in (0, 1), got {fpir}")
     enc = _encoder(encoder)
     if store is not None:
-        store.check_model(enc.model_id, descriptor_dim(pipeline or store_pipeline(store), enc.dim))
-        pipeline = pipeline or store_pipeline(store)
+        pipeline = checked_pipeline(store, enc, pipeline)
     pipeline = pipeline or store_pipeline(None)
     result = evaluate_identification(
         images,

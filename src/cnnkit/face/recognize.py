@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnnkit.errors import CnnkitError
-from cnnkit.face.descriptors import descriptor_dim, store_pipeline
+from cnnkit.face.descriptors import checked_pipeline
 from cnnkit.face.detection import Box, box_area
 from cnnkit.face.gallery import Gallery
 
@@ -167,8 +167,8 @@ def verify(
             query = np.asarray(image_or_embedding, dtype=np.float32).reshape(-1)
         else:
             enc = _encoder(encoder)
-            gallery.check_model(enc.model_id, descriptor_dim(store_pipeline(gallery), enc.dim))
-            found = find_faces(image_or_embedding, upsample, enc, store_pipeline(gallery), detector)
+            pipeline = checked_pipeline(gallery, enc)
+            found = find_faces(image_or_embedding, upsample, enc, pipeline, detector)
             query = pick_face(found, _path(image_or_embedding), largest=True).embedding
         d = gallery.distance_to(query, name)
         return d <= gallery.tolerance(tolerance), d
@@ -201,10 +201,8 @@ def identify(
             boxes = [None] * len(q)
         else:
             enc = _encoder(encoder)
-            gallery.check_model(enc.model_id, descriptor_dim(store_pipeline(gallery), enc.dim))
-            found = find_faces(
-                image_or_embeddings, upsample, enc, store_pipeline(gallery), detector
-            )
+            pipeline = checked_pipeline(gallery, enc)
+            found = find_faces(image_or_embeddings, upsample, enc, pipeline, detector)
             if not found:
                 return []
             q = np.stack([f.embedding for f in found])

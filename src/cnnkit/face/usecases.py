@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from cnnkit.errors import NotFoundError
-from cnnkit.face.descriptors import descriptor_dim, store_pipeline
+from cnnkit.face.descriptors import checked_pipeline, descriptor_dim
 from cnnkit.face.detection import Box
 from cnnkit.face.detectors import DEFAULT_DETECTOR
 from cnnkit.face.recognize import find_faces, load, pick_face
@@ -131,8 +131,7 @@ def enroll(
     if sources is not None and len(sources) != n or sha256s is not None and len(sha256s) != n:
         raise ValueError(f"{n} images but sources/sha256s of another length")
     enc = _encoder(encoder)
-    dim = descriptor_dim(pipeline or store_pipeline(store), enc.dim)
-    store.check_model(enc.model_id, dim)
+    chosen = checked_pipeline(store, enc, pipeline)
     recorded = getattr(store, "pipeline", None)
     if pipeline is not None and isinstance(recorded, str) and recorded != pipeline:
         from cnnkit.errors import DatabaseError
@@ -142,12 +141,12 @@ def enroll(
             path=getattr(store, "path", None),
             hint=f"leave out --pipeline, or enroll everyone in a new --db for {pipeline!r}",
         )
-    pipeline = pipeline or store_pipeline(store)
+    pipeline = chosen
     tau = store.tolerance(tolerance)
     try:
         known = store.vectors_of(name)
     except NotFoundError:
-        known = np.zeros((0, dim), np.float32)
+        known = np.zeros((0, descriptor_dim(pipeline, enc.dim)), np.float32)
     reports: list[PhotoReport] = []
     vectors, kept_sources, kept_hashes = [], [], []
     for i, image in enumerate(images):
@@ -232,8 +231,7 @@ def verify_photo(
     """
     store.vectors_of(name)  # unknown name: fails before the encoder loads
     enc = _encoder(encoder)
-    store.check_model(enc.model_id, descriptor_dim(store_pipeline(store), enc.dim))
-    found = find_faces(image, upsample, enc, store_pipeline(store), detector)
+    found = find_faces(image, upsample, enc, checked_pipeline(store, enc), detector)
     face = pick_face(found, _path_of(image), largest=True)  # NoFaceError when none
     d = store.distance_to(face.embedding, name)
     tau = store.tolerance(tolerance)
@@ -270,12 +268,12 @@ def identify_image(
     reports it and warns once), used instead of ``tolerance``.
     """
     enc = _encoder(encoder)
-    store.check_model(enc.model_id, descriptor_dim(store_pipeline(store), enc.dim))
+    pipeline = checked_pipeline(store, enc)
     from cnnkit.face.identification import identification_threshold, named_distance
 
     if threshold is None:
         threshold = identification_threshold(store, tolerance)
-    found = find_faces(image, upsample, enc, store_pipeline(store), detector)
+    found = find_faces(image, upsample, enc, pipeline, detector)
     if not found:
         return []
     near = store.nearest(np.stack([f.embedding for f in found]), max(k, threshold.k))
@@ -387,8 +385,7 @@ def calibrate(
 
     enc = _encoder(encoder)
     if store is not None:
-        store.check_model(enc.model_id, descriptor_dim(pipeline or store_pipeline(store), enc.dim))
-        pipeline = pipeline or store_pipeline(store)
+        pipeline = checked_pipeline(store, enc, pipeline)
     pd = pair_distances(
         pairs,
         images,

@@ -174,7 +174,7 @@ def identify_video(
     import av
 
     from cnnkit.face.alignment import align_faces
-    from cnnkit.face.descriptors import get_pipeline, store_pipeline
+    from cnnkit.face.descriptors import checked_pipeline, get_pipeline
     from cnnkit.face.detection import detect
     from cnnkit.face.identification import identification_threshold, named_distance
     from cnnkit.face.pipeline import embed_chips
@@ -190,8 +190,7 @@ def identify_video(
     except (av.FFmpegError, IndexError, OSError) as exc:
         raise ImageReadError(f"cannot read the video: {exc}", path=path) from exc
     enc = _encoder(encoder)
-    pipeline = get_pipeline(store_pipeline(store))
-    store.check_model(enc.model_id, pipeline.dim(enc.dim))
+    pipeline = get_pipeline(checked_pipeline(store, enc))
     threshold = identification_threshold(store, tolerance)
     stats = VideoStats()
     tracks: list[_Track] = []
