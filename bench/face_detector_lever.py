@@ -84,6 +84,13 @@ def policy_boxes(
     return out
 
 
+def detector_boxes(
+    images: list[str], root: Path, hog: tuple[np.ndarray, np.ndarray]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """:func:`policy_boxes` from bench/face.py's HOG boxes and the CNN's (cached in bench/out)."""
+    return policy_boxes(hog, cnn_boxes(images, root, OUT / "lfw_dev_boxes_cnn.npz"))
+
+
 def descriptors(
     images: list[str], root: Path, boxes: dict[str, tuple[np.ndarray, np.ndarray]]
 ) -> dict[str, np.ndarray]:
@@ -147,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     images, hog, same, folds, a, b = bench_face.lfw_setup(args.lfw)
     root = args.lfw / "images"
     persons = [name.split("/")[0] for name in images]
-    boxes = policy_boxes(hog, cnn_boxes(images, root, OUT / "lfw_dev_boxes_cnn.npz"))
+    boxes = detector_boxes(images, root, hog)
     xs = descriptors(images, root, boxes)
     dlib_fnir = float("nan")
     if not args.skip_dlib:
